@@ -1,0 +1,46 @@
+/**
+ * The contract of an op rule (PRIMER §3–4). One registry maps op type → rule; a rule is a pure
+ * function from what is known about the inputs to what follows for the outputs, in the manner
+ * of the ONNX reference evaluator (one uniform signature) and Graphcore unit-scaling's
+ * functional ops (each op next to its scaling maths).
+ */
+import type { Attributes } from '../../onnx/attributes.js';
+import type { Node, TensorType } from '../../onnx/model.js';
+import type { TensorData } from '../../onnx/tensor.js';
+import type { ConstValue } from '../shapes/types.js';
+import type { Scale } from '../scale.js';
+
+export interface RuleContext {
+  node: Node;
+  attrs: Attributes;
+  /** Opset of the node's domain. */
+  opset: number;
+  /** Scales of the inputs; null for omitted inputs and non-float tensors (ids, shapes, masks of bool type). */
+  inputs: (Scale | null)[];
+  inputTypes: (TensorType | null)[];
+  outputTypes: (TensorType | null)[];
+  /** The input's tensor when it is a compile-time constant (initializer or Constant node). */
+  constant(index: number): TensorData | null;
+  /** Folded small values (shape arithmetic) from shape inference. */
+  constValue(index: number): ConstValue | null;
+}
+
+export type ForwardRule = (ctx: RuleContext) => (Scale | null)[];
+
+export interface BackwardContext extends RuleContext {
+  /** Forward scales of this node's outputs. */
+  outputs: (Scale | null)[];
+  /** Scales of the gradients arriving at each output (null: no gradient flows there). */
+  outputGrads: (Scale | null)[];
+}
+
+/** Gradient scales for each input (null: not differentiable / no gradient). */
+export type BackwardRule = (ctx: BackwardContext) => (Scale | null)[];
+
+export interface OpRule {
+  forward: ForwardRule;
+  backward?: BackwardRule;
+}
+
+/** What each family file exports: `export const rules: RuleTable = { MatMul: {...}, ... }`. */
+export type RuleTable = Record<string, OpRule>;

@@ -1,0 +1,81 @@
+/** Typed access to a node's attributes (AttributeProto is a tagged union in disguise). */
+import { toNumber } from './proto.js';
+import { AttributeType, type AttributeProto, type GraphProto, type TensorProto } from './proto-types.js';
+
+const utf8 = new TextDecoder();
+
+export class Attributes {
+  private readonly byName = new Map<string, AttributeProto>();
+
+  constructor(list: AttributeProto[] = []) {
+    for (const a of list) if (a.name) this.byName.set(a.name, a);
+  }
+
+  has(name: string): boolean {
+    return this.byName.has(name);
+  }
+
+  raw(name: string): AttributeProto | undefined {
+    return this.byName.get(name);
+  }
+
+  names(): string[] {
+    return [...this.byName.keys()];
+  }
+
+  int(name: string): number | undefined;
+  int(name: string, fallback: number): number;
+  int(name: string, fallback?: number): number | undefined {
+    const a = this.byName.get(name);
+    return a && a.i !== undefined && a.i !== null ? toNumber(a.i) : fallback;
+  }
+
+  float(name: string): number | undefined;
+  float(name: string, fallback: number): number;
+  float(name: string, fallback?: number): number | undefined {
+    const a = this.byName.get(name);
+    return a && a.f !== undefined && a.f !== null ? a.f : fallback;
+  }
+
+  string(name: string): string | undefined;
+  string(name: string, fallback: string): string;
+  string(name: string, fallback?: string): string | undefined {
+    const a = this.byName.get(name);
+    return a?.s ? utf8.decode(a.s) : fallback;
+  }
+
+  ints(name: string): number[] | undefined {
+    const a = this.byName.get(name);
+    if (!a) return undefined;
+    if (a.type === AttributeType.INT && a.i !== undefined) return [toNumber(a.i)];
+    return (a.ints ?? []).map((v) => toNumber(v));
+  }
+
+  floats(name: string): number[] | undefined {
+    const a = this.byName.get(name);
+    return a ? [...(a.floats ?? [])] : undefined;
+  }
+
+  strings(name: string): string[] | undefined {
+    const a = this.byName.get(name);
+    return a ? (a.strings ?? []).map((s) => utf8.decode(s)) : undefined;
+  }
+
+  tensor(name: string): TensorProto | undefined {
+    return this.byName.get(name)?.t ?? undefined;
+  }
+
+  graph(name: string): GraphProto | undefined {
+    return this.byName.get(name)?.g ?? undefined;
+  }
+
+  /** Every subgraph held by these attributes (If branches, Loop/Scan bodies). */
+  graphs(): { name: string; graph: GraphProto }[] {
+    const out: { name: string; graph: GraphProto }[] = [];
+    for (const [name, a] of this.byName) {
+      if (a.g) out.push({ name, graph: a.g });
+      for (const g of a.graphs ?? []) out.push({ name, graph: g });
+    }
+    return out;
+  }
+}
