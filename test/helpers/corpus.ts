@@ -28,6 +28,12 @@ export function npmModels(): string[] {
   ];
 }
 
+/** ONNX's node test suite from Debian's libonnx-testdata (installed by .ci/run), when present. */
+export const DEBIAN_NODE_TESTS = '/usr/share/libonnx-testdata/data/node';
+export function debianNodeTests(): string[] {
+  return [...walk(DEBIAN_NODE_TESTS)];
+}
+
 export function fixtureModels(): string[] {
   return [...walk(path.join(REPO, 'fixtures'))];
 }

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { loadModel } from '../../src/onnx/load.js';
 import { decodeModelProto, encodeModelProto, toPlainObject } from '../../src/onnx/proto.js';
 import { saveModel } from '../../src/onnx/save.js';
-import { allModels, hasShared, rel } from '../helpers/corpus.js';
+import { allModels, debianNodeTests, hasShared, rel } from '../helpers/corpus.js';
 
 const models = allModels();
 
@@ -19,6 +19,25 @@ describe.skipIf(!hasShared)('lossless load → save on every corpus model', () =
     model.graph.topologicalOrder();
     const again = decodeModelProto(encodeModelProto(model.proto));
     expect(toPlainObject('ModelProto', again)).toEqual(toPlainObject('ModelProto', decodeModelProto(bytes)));
+  });
+});
+
+const nodeTests = debianNodeTests();
+describe.skipIf(nodeTests.length === 0)('lossless round trip on ONNX node tests (libonnx-testdata)', () => {
+  it(`all ${nodeTests.length} models load, sort and round-trip`, () => {
+    const failures: string[] = [];
+    for (const file of nodeTests) {
+      try {
+        const bytes = readFileSync(file);
+        const model = loadModel(file);
+        for (const g of model.graph.allGraphs()) g.topologicalOrder();
+        const again = decodeModelProto(encodeModelProto(model.proto));
+        expect(toPlainObject('ModelProto', again)).toEqual(toPlainObject('ModelProto', decodeModelProto(bytes)));
+      } catch (e) {
+        failures.push(`${file}: ${(e as Error).message.split('\n')[0]}`);
+      }
+    }
+    expect(failures).toEqual([]);
   });
 });
 
