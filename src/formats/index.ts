@@ -10,3 +10,12 @@ export {
   type SpecialConvention,
 } from './format.js';
 export { decode, encode, quantise, quantiseArray } from './quantise.js';
+export {
+  RiskAccumulator,
+  footroomBits,
+  headroomBits,
+  predictRisk,
+  type Distribution,
+  type MeasuredRisk,
+  type Risk,
+} from './risk.js';

@@ -52,6 +52,7 @@ function erfcContinuedFraction(x: number): number {
 export function erfc(x: number): number {
   if (x !== x) return NaN;
   if (x < 0) return 2 - erfc(-x);
+  if (x === Infinity) return 0;
   if (x < 2.5) return 1 - erfSeries(x);
   return erfcContinuedFraction(x);
 }
