@@ -5,6 +5,7 @@
  * topological order and subgraphs.
  */
 import { ModelError } from '../errors.js';
+import { clean, q } from './quote.js';
 import { Attributes } from './attributes.js';
 import { DataType } from './dtype.js';
 import { toNumber } from './proto.js';
@@ -25,7 +26,9 @@ export function typeFromProto(t: TypeProto | undefined): TensorType | null {
   if (!tt) return null;
   const shape = tt.shape
     ? (tt.shape.dim ?? []).map((d): Dim => {
-        if (d.dim_value !== undefined && d.dim_value !== null) return toNumber(d.dim_value);
+        // Decoded messages carry unset fields' defaults on their prototype (dim_value reads 0
+        // when the dim is symbolic or unknown): only an own, non-null field is really set.
+        if (Object.hasOwn(d, 'dim_value') && d.dim_value !== undefined && d.dim_value !== null) return toNumber(d.dim_value);
         if (d.dim_param) return d.dim_param;
         return null;
       })
@@ -107,7 +110,7 @@ export class Graph {
     for (const node of this.nodes) {
       for (const o of node.outputs) {
         if (!o) continue;
-        if (this.producer.has(o)) throw new ModelError(`value '${o}' is produced twice (by '${this.producer.get(o)!.name}' and '${node.name}')`);
+        if (this.producer.has(o)) throw new ModelError(`value ${q(o)} is produced twice (by ${q(this.producer.get(o)!.name)} and ${q(node.name)})`);
         this.producer.set(o, node);
       }
     }
@@ -167,7 +170,7 @@ export class Graph {
         seen.add(i);
         if (this.producer.has(i)) deps++;
         else if (!this.defines(i) && !this.resolvableOutside(i)) {
-          throw new ModelError(`node '${node.name}' (${node.opType}) uses '${i}', which nothing produces`);
+          throw new ModelError(`node ${q(node.name)} (${clean(node.opType)}) uses ${q(i)}, which nothing produces`);
         }
       }
       pending.set(node, deps);
@@ -192,7 +195,7 @@ export class Graph {
     }
     if (order.length !== this.nodes.length) {
       const stuck = this.nodes.find((n) => !order.includes(n))!;
-      throw new ModelError(`graph '${this.name || 'main'}' has a cycle through node '${stuck.name}' (${stuck.opType})`);
+      throw new ModelError(`graph ${q(this.name || 'main')} has a cycle through node ${q(stuck.name)} (${clean(stuck.opType)})`);
     }
     this.topo = order;
     return order;
