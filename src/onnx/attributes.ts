@@ -4,6 +4,14 @@ import { AttributeType, type AttributeProto, type GraphProto, type TensorProto }
 
 const utf8 = new TextDecoder();
 
+/**
+ * protobufjs puts every field's default on the message prototype (an absent `i` reads as 0),
+ * so "is this field set?" must look at own properties only.
+ */
+function isSet<K extends keyof AttributeProto>(a: AttributeProto, key: K): boolean {
+  return Object.hasOwn(a, key) && a[key] !== undefined && a[key] !== null;
+}
+
 export class Attributes {
   private readonly byName = new Map<string, AttributeProto>();
 
@@ -27,27 +35,27 @@ export class Attributes {
   int(name: string, fallback: number): number;
   int(name: string, fallback?: number): number | undefined {
     const a = this.byName.get(name);
-    return a && a.i !== undefined && a.i !== null ? toNumber(a.i) : fallback;
+    return a && isSet(a, 'i') ? toNumber(a.i!) : fallback;
   }
 
   float(name: string): number | undefined;
   float(name: string, fallback: number): number;
   float(name: string, fallback?: number): number | undefined {
     const a = this.byName.get(name);
-    return a && a.f !== undefined && a.f !== null ? a.f : fallback;
+    return a && isSet(a, 'f') ? a.f! : fallback;
   }
 
   string(name: string): string | undefined;
   string(name: string, fallback: string): string;
   string(name: string, fallback?: string): string | undefined {
     const a = this.byName.get(name);
-    return a?.s ? utf8.decode(a.s) : fallback;
+    return a && isSet(a, 's') ? utf8.decode(a.s!) : fallback;
   }
 
   ints(name: string): number[] | undefined {
     const a = this.byName.get(name);
     if (!a) return undefined;
-    if (a.type === AttributeType.INT && a.i !== undefined) return [toNumber(a.i)];
+    if (a.type === AttributeType.INT && isSet(a, 'i')) return [toNumber(a.i!)];
     return (a.ints ?? []).map((v) => toNumber(v));
   }
 

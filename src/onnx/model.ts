@@ -217,9 +217,8 @@ export class Graph {
   }
 
   /**
-   * The tensor behind `name` when it is a compile-time constant: an initializer (that is not
-   * also an overridable graph input) or the output of a Constant node, here or in an
-   * enclosing scope.
+   * The tensor behind `name` when it is a compile-time constant: an initializer or the output
+   * of a Constant node, here or in an enclosing scope.
    */
   constant(name: string): TensorData | null {
     if (this.constantCache.has(name)) return this.constantCache.get(name)!;
@@ -227,7 +226,10 @@ export class Graph {
     for (let g: Graph | null = this; g; g = g.parent) {
       const init = g.initializers.get(name);
       if (init) {
-        found = g.graphInputNames.includes(name) ? null : init;
+        // An initializer also listed as a graph input (required before IR 4, optional after)
+        // is a default a caller may override; runtimes and exporters treat it as the weight,
+        // and so does unitscale.
+        found = init;
         break;
       }
       const p = g.producer.get(name);

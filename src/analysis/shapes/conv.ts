@@ -4,7 +4,7 @@
  * auto_pad), onnx__ConvTranspose.html (output_shape / output_padding).
  */
 import type { Dim } from '../../onnx/model.js';
-import { dimMul, dtypeOf, fail, type RuleTable, type ShapeContext, shapeOf, tensor, unifyDim } from './types.js';
+import { dimMul, dtypeOf, fail, type ShapeTable, type ShapeContext, shapeOf, tensor, unifyDim } from './types.js';
 
 export interface WindowParams {
   kernel: Dim[];
@@ -60,10 +60,10 @@ export function windowDim(ctx: ShapeContext, input: Dim, i: number, p: WindowPar
   return out;
 }
 
-/** Conv: Y is [N, M, spatial…] with M = W's first dim. */
-export function convShape(ctx: ShapeContext): Dim[] | null {
-  const x = shapeOf(ctx, 0);
-  const w = shapeOf(ctx, 1);
+/** Conv: Y is [N, M, spatial…] with M = W's first dim (X and W at the given input slots). */
+export function convShape(ctx: ShapeContext, xAt = 0, wAt = 1): Dim[] | null {
+  const x = shapeOf(ctx, xAt);
+  const w = shapeOf(ctx, wAt);
   if (!x) return null;
   const n = x.length - 2;
   if (n < 1) fail(ctx, `input rank ${x.length} is too small for a convolution`);
@@ -109,7 +109,7 @@ function convTransposeShape(ctx: ShapeContext): Dim[] | null {
   return [x[0]!, m, ...spatial];
 }
 
-export const shapes: RuleTable = {
+export const shapes: ShapeTable = {
   Conv: { shape: (ctx) => [tensor(dtypeOf(ctx, 0), convShape(ctx))] },
   ConvTranspose: { shape: (ctx) => [tensor(dtypeOf(ctx, 0), convTransposeShape(ctx))] },
   /** Deformable convolution has the output shape of the plain one. */

@@ -18,8 +18,8 @@ import {
   dtypeOf,
   fail,
   type FoldFn,
-  type OpRule,
-  type RuleTable,
+  type ShapeRule,
+  type ShapeTable,
   sameAs,
   type ShapeContext,
   shapeOf,
@@ -66,10 +66,10 @@ function unaryFold(fn: (x: number) => number): FoldFn {
   };
 }
 
-const sameTypeUnary: OpRule = { shape: (ctx) => [sameAs(ctx, 0)] };
+const sameTypeUnary: ShapeRule = { shape: (ctx) => [sameAs(ctx, 0)] };
 
 /** IsNaN/IsInf: same shape, bool. */
-const boolUnary: OpRule = { shape: (ctx) => [tensor(DataType.BOOL, shapeOf(ctx, 0))] };
+const boolUnary: ShapeRule = { shape: (ctx) => [tensor(DataType.BOOL, shapeOf(ctx, 0))] };
 
 // ---------------------------------------------------------------------------------------
 // Binary and variadic
@@ -159,9 +159,9 @@ function arithDims(op: string) {
   };
 }
 
-function binary(op: string): OpRule {
+function binary(op: string): ShapeRule {
   const fn = ARITH[op]!;
-  const rule: OpRule = {
+  const rule: ShapeRule = {
     shape: (ctx) => [tensor(dtypeOf(ctx, 0), broadcastOutput(ctx, [0, 1]))],
     fold: (ctx) => naryFold((xs, dtype) => fn(xs[0]!, xs[1]!, dtype, ctx))(ctx),
   };
@@ -180,7 +180,7 @@ const COMPARE: Record<string, (a: number, b: number) => boolean> = {
   Xor: (a, b) => a !== 0 !== (b !== 0),
 };
 
-function compare(op: string): OpRule {
+function compare(op: string): ShapeRule {
   const fn = COMPARE[op]!;
   return {
     shape: (ctx) => [tensor(DataType.BOOL, broadcastOutput(ctx, [0, 1]))],
@@ -196,7 +196,7 @@ const VARIADIC: Record<string, (xs: number[]) => number> = {
 };
 
 /** Max/Min/Sum/Mean: numpy broadcasting of all inputs (opset ≥ 8; equal shapes before). */
-function variadic(op: string): OpRule {
+function variadic(op: string): ShapeRule {
   const fn = VARIADIC[op]!;
   return {
     shape: (ctx) => {
@@ -214,7 +214,7 @@ function variadic(op: string): OpRule {
   };
 }
 
-export const shapes: RuleTable = {};
+export const shapes: ShapeTable = {};
 for (const op of SAME_TYPE_UNARY) {
   const fold = UNARY_FOLD[op];
   shapes[op] = fold ? { ...sameTypeUnary, fold: unaryFold(fold) } : sameTypeUnary;

@@ -4,7 +4,7 @@
  */
 import { DataType } from '../../onnx/dtype.js';
 import type { Dim } from '../../onnx/model.js';
-import { broadcastShapes, dtypeOf, fail, type RuleTable, type ShapeContext, shapeOf, tensor, unifyDim } from './types.js';
+import { broadcastShapes, dtypeOf, fail, type ShapeTable, type ShapeContext, shapeOf, tensor, unifyDim } from './types.js';
 
 /** The inner dims of a product must agree; two different numbers are an impossible model. */
 function checkInner(ctx: ShapeContext, k1: Dim, k2: Dim): void {
@@ -28,7 +28,7 @@ export function matmulShape(ctx: ShapeContext, a: Dim[] | null, b: Dim[] | null)
   return out;
 }
 
-export const shapes: RuleTable = {
+export const shapes: ShapeTable = {
   MatMul: { shape: (ctx) => [tensor(dtypeOf(ctx, 0), matmulShape(ctx, shapeOf(ctx, 0), shapeOf(ctx, 1)))] },
 
   /** Integer product accumulates in int32. */

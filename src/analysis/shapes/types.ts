@@ -64,20 +64,31 @@ export type ShapeFn = (ctx: ShapeContext) => (TensorType | null)[];
 export type FoldFn = (ctx: ShapeContext) => (ConstValue | null)[] | null;
 /** Element-wise dim propagation for shape tensors (Shape → Gather → Concat → Reshape). */
 export type DimsFn = (ctx: ShapeContext) => (Dim[] | null)[] | null;
-/** Rules of sequence ops: outputs may be sequences or tensors. */
-export type SequenceFn = (ctx: ShapeContext) => (TensorType | SequenceType | null)[];
+/** Sequence-valued outputs of sequence ops (null at tensor outputs). */
+export type SequencesFn = (ctx: ShapeContext) => (SequenceType | null)[];
 
-export interface OpRule {
+export interface ShapeRule {
   shape: ShapeFn;
   fold?: FoldFn;
   dims?: DimsFn;
+  sequences?: SequencesFn;
 }
 
 /** What each family file exports. */
-export type RuleTable = Record<string, OpRule>;
+export type ShapeTable = Record<string, ShapeRule>;
 
-/** Largest tensor (in elements) that folding computes or keeps. */
+/** Largest integer/bool tensor (in elements) that folding computes or keeps. */
 export const FOLD_CAP = 100_000;
+/**
+ * Float tensors are kept only when tiny (scales, ranges): folding exists for shape arithmetic,
+ * and models that build their weights from ConstantOfShape must not be materialized.
+ */
+export const FLOAT_FOLD_CAP = 4096;
+
+/** How many elements of `dtype` folding keeps. */
+export function foldLimit(dtype: number): number {
+  return isFloatType(dtype) ? FLOAT_FOLD_CAP : FOLD_CAP;
+}
 
 // ---------------------------------------------------------------------------------------
 // Errors
@@ -96,11 +107,6 @@ export function isKnown(d: Dim): d is number {
 
 export function allKnown(shape: Dim[]): shape is number[] {
   return shape.every(isKnown);
-}
-
-/** Are two dims certainly equal? (equal numbers, or the same symbol) */
-export function sameDim(a: Dim, b: Dim): boolean {
-  return a !== null && a === b;
 }
 
 /** Numeric factor and sorted symbols of a dim that is a product ("2*batch*seq"). */
@@ -267,15 +273,10 @@ export function sameAs(ctx: ShapeContext, i: number): TensorType | null {
   return t ? { dtype: t.dtype, shape: t.shape ? [...t.shape] : null } : null;
 }
 
-/** Integer values of input i when folded (any rank, flattened). */
+/** Values of input i when folded (any rank, flattened; floats too, e.g. Resize scales). */
 export function intsInput(ctx: ShapeContext, i: number): number[] | null {
   if (!hasInput(ctx, i)) return null;
   return ctx.inputValues[i]?.data ?? null;
-}
-
-/** Float values of input i when folded. */
-export function floatsInput(ctx: ShapeContext, i: number): number[] | null {
-  return intsInput(ctx, i);
 }
 
 /** A 1-D shape-like input known dim by dim (folded numbers, or symbolic propagation). */
@@ -301,7 +302,7 @@ export function attrOrInput(ctx: ShapeContext, attr: string, index: number, sinc
 // Values
 
 export function constValue(dtype: number, dims: number[], data: number[]): ConstValue | null {
-  return data.length <= FOLD_CAP ? { dtype, dims, data } : null;
+  return data.length <= foldLimit(dtype) ? { dtype, dims, data } : null;
 }
 
 export function count(dims: number[]): number {

@@ -1,0 +1,38 @@
+import { describe, expect, it } from 'vitest';
+import { BOOL, F, infer, node, one, shapes, t, vi } from './helpers.js';
+
+describe('misc shapes', () => {
+  it('Dropout: mask is bool from opset 10', () => {
+    expect(one('Dropout', [t([2, 3])], {}, { outputs: 2, opset: 12 })).toEqual([t([2, 3]), t([2, 3], BOOL)]);
+    expect(one('Dropout', [t([2, 3])], {}, { outputs: 2, opset: 7 })).toEqual([t([2, 3]), t([2, 3])]);
+  });
+
+  it('Einsum: explicit, implicit and ellipsis', () => {
+    expect(shapes('Einsum', [t([2, 3]), t([3, 4])], { equation: 'ij,jk->ik' })).toEqual([[2, 4]]);
+    expect(shapes('Einsum', [t([2, 3]), t([3, 4])], { equation: 'ij,jk' })).toEqual([[2, 4]]);
+    expect(shapes('Einsum', [t([5, 2, 3]), t([5, 3, 4])], { equation: 'bij, bjk -> bik' })).toEqual([[5, 2, 4]]);
+    expect(shapes('Einsum', [t([7, 5, 2, 3]), t([5, 3, 4])], { equation: '...ij,...jk->...ik' })).toEqual([[7, 5, 2, 4]]);
+    expect(shapes('Einsum', [t([3, 3])], { equation: 'ii->i' })).toEqual([[3]]);
+    expect(shapes('Einsum', [t([3, 4])], { equation: 'ij->' })).toEqual([[]]);
+    expect(() => one('Einsum', [t([2, 3]), t([4, 5])], { equation: 'ij,jk->ik' })).toThrow(/letter 'j'/);
+  });
+
+  it('StringNormalizer: stopwords make the length data-dependent', () => {
+    expect(shapes('StringNormalizer', [t([4], 8)], { stopwords: ['monday'] })).toEqual([[null]]);
+    expect(shapes('StringNormalizer', [t([1, 4], 8)], { case_change_action: 'LOWER' })).toEqual([[1, 4]]);
+  });
+
+  it('Gradient (ai.onnx.preview.training) shapes follow xs', () => {
+    const r = infer({
+      inputs: [vi('a', F, [3]), vi('b', F, [])],
+      nodes: [node('Mul', ['a', 'b'], ['y']), node('Gradient', ['a', 'b'], ['da', 'db'], { xs: ['a', 'b'], y: 'y' }, 'ai.onnx.preview.training')],
+    });
+    expect(r.types.get('da')).toEqual(t([3]));
+    expect(r.types.get('db')).toEqual(t([]));
+  });
+
+  it('random generators and EyeLike', () => {
+    expect(one('RandomNormal', [], { shape: [2, 3] })).toEqual([t([2, 3])]);
+    expect(one('EyeLike', [t([3, 3], 7)], { dtype: 1 })).toEqual([t([3, 3])]);
+  });
+});
