@@ -233,7 +233,10 @@ export function typedFromNumbers(dtype: number, v: Float64Array, name: string): 
 
 /** Little-endian element bytes (any alignment) → a typed array of `dtype` over a copy. */
 export function typedFromBytes(dtype: number, bytes: Uint8Array, name: string): FeedData {
-  const b = bytes.slice().buffer;
+  // A fresh, exactly-sized buffer: `bytes` may be an unaligned view (or a pooled Buffer).
+  const copy = new Uint8Array(bytes.length);
+  copy.set(bytes);
+  const b = copy.buffer;
   switch (dtype) {
     case DataType.FLOAT:
       return new Float32Array(b);
