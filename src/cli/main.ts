@@ -4,7 +4,10 @@
  */
 import { Command, CommanderError } from 'commander';
 import { ExitCode, UnitscaleError } from '../errors.js';
+import { registerAnalyze } from './commands/analyze.js';
 import { registerInspect } from './commands/inspect.js';
+import { registerMeasure } from './commands/measure.js';
+import { registerRewrite } from './commands/rewrite.js';
 import { VERSION } from '../version.js';
 
 export function buildProgram(): Command {
@@ -16,6 +19,9 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   registerInspect(program);
+  registerAnalyze(program);
+  registerMeasure(program);
+  registerRewrite(program);
   for (const c of program.commands) c.exitOverride();
   return program;
 }

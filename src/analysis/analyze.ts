@@ -1,0 +1,337 @@
+/**
+ * `analyzeModel`: the static prediction, from a Model to a Report (src/report/types.ts, mode
+ * "predicted"). Shapes → input assumptions → forward propagation (→ backward with `grad`) →
+ * per-format risk of every float tensor → summary and a mixed-precision plan.
+ *
+ * absmax: a hard bound when a rule can prove one (constants, softmax ≤ 1, LayerNorm ≤ √(K−1)·|γ|+|β|,
+ * matmul/conv ≤ max column Σ|w| · max|x|); otherwise the 1 − 1e-6 quantile of the predicted
+ * distribution (summary.absmaxMeaning says so); null when even that is unknown.
+ * Tensors with confidence 'unknown' get an empty `risk` and are left out of the summary.
+ */
+import { DataType, dtypeName, isFloatType } from '../onnx/dtype.js';
+import type { Model, Node, TensorType } from '../onnx/model.js';
+import { parseFormat, type Format } from '../formats/index.js';
+import type { Risk } from '../formats/risk.js';
+import type { FormatRisk, FormatSummary, Report, TensorKind, TensorReport } from '../report/types.js';
+import { VERSION } from '../version.js';
+import { describe, quantileAbs } from './dist.js';
+import { inputScales, type InputAssumption } from './inputs.js';
+import { propagateBackward, propagateForward, type PropagateInput } from './propagate.js';
+import { registry } from './registry.js';
+import { scaleRisk } from './risk.js';
+import { rmsOf, type Scale } from './scale.js';
+import { inferShapes } from './shapes/infer.js';
+
+export const DEFAULT_FORMATS = ['e4m3', 'e5m2', 'fp16', 'bf16'];
+/** A tensor counts as overflowing / underflowing in the summary above this share. */
+export const FLAG_FRACTION = 1e-6;
+/** Plan limits: overflow share, underflow share, minimum SQNR (dB). */
+export const PLAN_MAX_OVERFLOW = 1e-6;
+export const PLAN_MAX_UNDERFLOW = 1e-3;
+export const PLAN_MIN_SQNR_DB = 20;
+/** Quantile used as absmax when no hard bound is known. */
+export const ABSMAX_QUANTILE = 1e-6;
+
+/** Input distributions in config form (gate config "inputs"). */
+export interface InputSpecObject {
+  distribution?: string;
+  mean?: number;
+  std?: number;
+  rms?: number;
+  min?: number;
+  max?: number;
+  values?: number[];
+}
+
+export interface AnalyzeOptions {
+  formats?: Format[];
+  grad?: boolean;
+  dims?: Record<string, number>;
+  shapes?: Record<string, number[]>;
+  /** Per input: `normal:MEAN,STD | uniform:LO,HI | ids | ones | const:V`, or a config object. */
+  inputs?: Record<string, string | InputSpecObject>;
+  /** Minimum SQNR (dB) a plan format must reach (default 20). */
+  planMinSqnrDb?: number;
+}
+
+function specString(s: string | InputSpecObject): string {
+  if (typeof s === 'string') return s;
+  const d = (s.distribution ?? 'normal').toLowerCase();
+  if (d === 'normal' || d === 'gaussian') return `normal:${s.mean ?? 0},${s.std ?? s.rms ?? 1}`;
+  if (d === 'uniform') return `uniform:${s.min ?? 0},${s.max ?? 1}`;
+  if (d === 'const' || d === 'constant') return `const:${s.values?.[0] ?? s.mean ?? 0}`;
+  return d;
+}
+
+/** Unresolved symbolic dims of the graph inputs: batch-like → 1, others → 128 (reported). */
+function defaultDims(model: Model, given: Record<string, number>, shapes: Record<string, number[]>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const v of model.graph.inputs) {
+    if (shapes[v.name ?? '']) continue;
+    const t = model.graph.declaredTypes.get(v.name ?? '');
+    for (const d of t?.shape ?? []) {
+      if (typeof d !== 'string' || d in given || d in out) continue;
+      out[d] = /batch|^n$|^b$|^bs$/i.test(d) ? 1 : 128;
+    }
+  }
+  return out;
+}
+
+function toFormatRisk(r: Risk): FormatRisk {
+  const s = r.sqnrDb;
+  return {
+    overflow: r.overflow,
+    underflow: r.underflow,
+    subnormal: r.subnormal,
+    sqnrDb: s === Infinity || Number.isNaN(s) ? null : s === -Infinity ? -300 : round(s, 3),
+  };
+}
+
+function round(x: number, d: number): number {
+  const p = 10 ** d;
+  return Math.round(x * p) / p;
+}
+
+function sig(x: number | null): number | null {
+  if (x === null || !Number.isFinite(x)) return x === null ? null : null;
+  return Number(x.toPrecision(6));
+}
+
+interface Entry {
+  name: string;
+  kind: TensorKind;
+  node: Node | null;
+  type: TensorType | null;
+  scale: Scale;
+  order: number;
+}
+
+export function analyzeModel(model: Model, opts: AnalyzeOptions = {}): Report {
+  const formats = opts.formats && opts.formats.length ? opts.formats : DEFAULT_FORMATS.map((n) => parseFormat(n));
+  const given = opts.dims ?? {};
+  const shapesOpt = opts.shapes ?? {};
+  const assumedDims = defaultDims(model, given, shapesOpt);
+  const dims = { ...assumedDims, ...given };
+  const shapeResult = inferShapes(model, { dims, inputShapes: shapesOpt });
+  const types = shapeResult.types;
+  const overrides: Record<string, string> = {};
+  for (const [k, v] of Object.entries(opts.inputs ?? {})) overrides[k] = specString(v);
+  const { scales: inScales, assumptions } = inputScales(model, types, overrides);
+  const pinput: PropagateInput = { model, formats, registry, types, values: shapeResult.values, inputScales: inScales };
+  const fwd = propagateForward(pinput);
+  const graph = model.graph;
+  const typeOf = (n: string): TensorType | null => types.get(n) ?? graph.declaredTypes.get(n) ?? null;
+
+  // Every float tensor of the main graph once: inputs, weights, then node outputs in order.
+  const entries: Entry[] = [];
+  const seen = new Set<string>();
+  const push = (name: string, kind: TensorKind, node: Node | null, order: number): void => {
+    if (!name || seen.has(name)) return;
+    const s = fwd.scales.get(name);
+    if (!s) return;
+    const t = typeOf(name);
+    if (t && t.dtype !== DataType.UNDEFINED && !isFloatType(t.dtype)) return;
+    seen.add(name);
+    entries.push({ name, kind, node, type: t, scale: s, order });
+  };
+  for (const v of graph.inputs) push(v.name ?? '', 'input', null, -1);
+  for (const name of graph.initializers.keys()) if (!graph.isGraphInput(name)) push(name, 'weight', null, -1);
+  for (const node of graph.topologicalOrder()) {
+    const order = fwd.order.get(node) ?? -1;
+    for (const o of node.outputs) {
+      const kind: TensorKind = graph.isGraphOutput(o) ? 'output' : node.opType === 'Constant' ? 'weight' : 'activation';
+      push(o, kind, node, order);
+    }
+  }
+
+  let quantileUsed = false;
+  const report = (e: Entry, gradOf?: TensorKind): TensorReport => {
+    const s = e.scale;
+    const unknown = s.confidence === 'unknown';
+    const risk: Record<string, FormatRisk> = {};
+    if (!unknown) {
+      const r = scaleRisk(s, formats);
+      for (const f of formats) risk[f.name] = toFormatRisk(r[f.name]!);
+    }
+    // Exact bounds (stored values) stay; otherwise the tighter of a rule's proven bound (often
+    // loose after a few layers) and the 1 − 1e-6 quantile of the predicted law.
+    let absmax = s.absmax;
+    if (s.confidence !== 'exact' && !unknown && s.dist.kind !== 'empirical') {
+      const q = quantileAbs(s.dist, ABSMAX_QUANTILE);
+      if (q !== null && (absmax === null || q < absmax)) {
+        absmax = q;
+        quantileUsed = true;
+      }
+    }
+    const t: TensorReport = {
+      name: e.name,
+      kind: gradOf ? 'gradient' : e.kind,
+      op: e.node ? e.node.opType : e.kind === 'input' ? 'input' : 'initializer',
+      node: e.node ? e.node.name : null,
+      dtype: e.type ? dtypeName(e.type.dtype) : 'float',
+      shape: e.type?.shape ?? null,
+      mean: unknown ? null : sig(s.mean),
+      rms: unknown ? null : sig(rmsOf(s)),
+      absmax: sig(absmax),
+      risk,
+      distribution: s.dist.kind === 'empirical' ? 'empirical' : describe(s.dist),
+      confidence: s.confidence,
+      order: e.order,
+    };
+    if (s.note) t.note = s.note;
+    if (gradOf) t.gradientOf = gradOf === 'weight' ? 'weight' : gradOf === 'input' ? 'input' : 'activation';
+    return t;
+  };
+
+  const tensors = entries.map((e) => report(e));
+  let gradients: TensorReport[] = [];
+  let missingBackward: string[] = [];
+  if (opts.grad) {
+    const bwd = propagateBackward(pinput, fwd);
+    missingBackward = [...bwd.missing.keys()].sort();
+    for (const e of entries) {
+      const g = bwd.grads.get(e.name);
+      if (!g) continue;
+      if (e.kind === 'weight' && e.node) continue; // Constant nodes are not trainable
+      gradients.push(report({ ...e, scale: g }, e.kind === 'output' ? 'activation' : e.kind));
+    }
+  }
+
+  const summary = summarise(tensors, formats);
+  const all = [...tensors, ...gradients];
+  const plan = makePlan(tensors, formats, opts.planMinSqnrDb ?? PLAN_MIN_SQNR_DB);
+  const confidence: Record<string, number> = {};
+  for (const t of tensors) confidence[t.confidence ?? 'unknown'] = (confidence[t.confidence ?? 'unknown'] ?? 0) + 1;
+
+  const opsets: Record<string, number> = {};
+  for (const [d, v] of model.opsets) opsets[d || 'ai.onnx'] = v;
+  return {
+    tool: { name: 'unitscale', version: VERSION },
+    model: { path: model.path ?? '', irVersion: model.irVersion, opsets },
+    mode: 'predicted',
+    formats: formats.map((f) => f.name),
+    tensors: all,
+    summary: {
+      tensors: tensors.length,
+      formats: summary,
+      unsupportedOps: [...fwd.unsupported.keys()].sort(),
+      ...(opts.grad ? { gradients: { tensors: gradients.length, formats: summarise(gradients, formats), missingBackwardRules: missingBackward } } : {}),
+      confidence,
+      inputs: assumptions.map(describeAssumption),
+      ...(Object.keys(assumedDims).length ? { assumedDims } : {}),
+      absmaxMeaning: quantileUsed
+        ? `exact for stored tensors; otherwise the smaller of a proven bound and the ${1 - ABSMAX_QUANTILE} quantile of |x| under the predicted distribution`
+        : 'hard bounds',
+      plan,
+    },
+  };
+}
+
+function describeAssumption(a: InputAssumption): { name: string; assumed: string; source: string } {
+  const s = a.spec;
+  const txt = !s ? 'no scale (integer/bool)' : s.kind === 'normal' ? `normal:${s.mean},${s.std}` : s.kind === 'uniform' ? `uniform:${s.lo},${s.hi}` : s.kind === 'const' ? `const:${s.value}` : s.kind;
+  return { name: a.name, assumed: txt, source: a.source };
+}
+
+function median(xs: number[]): number | null {
+  if (!xs.length) return null;
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/** Per-format summary over the known tensors (PRIMER §2 risks). */
+export function summarise(tensors: TensorReport[], formats: Format[]): Record<string, FormatSummary> {
+  const out: Record<string, FormatSummary> = {};
+  for (const f of formats) {
+    let over = 0;
+    let under = 0;
+    let worst: number | null = null;
+    let worstTensor: string | null = null;
+    const sqnrs: number[] = [];
+    for (const t of tensors) {
+      const r = t.risk[f.name];
+      if (!r) continue;
+      if (r.overflow > FLAG_FRACTION) over++;
+      if (r.underflow > FLAG_FRACTION) under++;
+      if (r.sqnrDb !== null) sqnrs.push(r.sqnrDb);
+      if (t.absmax !== null && t.absmax > 0) {
+        const h = Math.log2(f.max / t.absmax);
+        if (worst === null || h < worst) {
+          worst = h;
+          worstTensor = t.name;
+        }
+      }
+    }
+    const med = median(sqnrs);
+    out[f.name] = {
+      format: f.name,
+      tensorsOverflowing: over,
+      tensorsUnderflowing: under,
+      worstHeadroomBits: worst === null ? null : round(worst, 3),
+      worstTensor,
+      medianSqnrDb: med === null ? null : round(med, 3),
+    };
+  }
+  return out;
+}
+
+export interface PlanEntry {
+  name: string;
+  kind: TensorKind;
+  /** The cheapest listed format meeting the limits; null: none does (keep fp32). */
+  format: string | null;
+  elements: number | null;
+}
+
+export interface Plan {
+  limits: { maxOverflow: number; maxUnderflow: number; minSqnrDb: number };
+  tensors: PlanEntry[];
+  /** Tensors per chosen format ("fp32": none fits). */
+  counts: Record<string, number>;
+  /** Bytes of activations + weights (known shapes only) in fp32 and under the plan. */
+  bytesFp32: number;
+  bytesPlanned: number;
+  bytesSaved: number;
+}
+
+/**
+ * Mixed-precision plan: per tensor the listed format with the fewest bits whose predicted risk
+ * stays within the limits (overflow ≤ 1e-6, underflow ≤ 1e-3, SQNR ≥ threshold; exact = ∞).
+ */
+export function makePlan(tensors: TensorReport[], formats: Format[], minSqnrDb: number): Plan {
+  const byBits = [...formats].sort((a, b) => a.bits - b.bits);
+  const entries: PlanEntry[] = [];
+  const counts: Record<string, number> = {};
+  let fp32 = 0;
+  let planned = 0;
+  for (const t of tensors) {
+    if (t.kind === 'gradient' || t.confidence === 'unknown') continue;
+    let choice: Format | null = null;
+    for (const f of byBits) {
+      const r = t.risk[f.name];
+      if (!r) continue;
+      if (r.overflow <= PLAN_MAX_OVERFLOW && r.underflow <= PLAN_MAX_UNDERFLOW && (r.sqnrDb === null || r.sqnrDb >= minSqnrDb)) {
+        choice = f;
+        break;
+      }
+    }
+    const n = t.shape && t.shape.every((d): d is number => typeof d === 'number') ? (t.shape as number[]).reduce((a, b) => a * b, 1) : null;
+    entries.push({ name: t.name, kind: t.kind, format: choice ? choice.name : null, elements: n });
+    const key = choice ? choice.name : 'fp32';
+    counts[key] = (counts[key] ?? 0) + 1;
+    if (n !== null) {
+      fp32 += n * 4;
+      planned += (n * Math.min(32, choice ? choice.bits : 32)) / 8;
+    }
+  }
+  return {
+    limits: { maxOverflow: PLAN_MAX_OVERFLOW, maxUnderflow: PLAN_MAX_UNDERFLOW, minSqnrDb },
+    tensors: entries,
+    counts,
+    bytesFp32: fp32,
+    bytesPlanned: planned,
+    bytesSaved: fp32 - planned,
+  };
+}
+
