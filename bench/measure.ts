@@ -6,8 +6,12 @@
  * to that mode alone. Times are medians of --reps repetitions inside the child:
  * - ORT create+run: InferenceSession.create (optimisations off, as measure uses) + one run;
  * - ORT run: one more run on the warm session;
- * - measure: loadModel + measureModel (inputs read or generated, every float tensor captured in
- *   batches, statistics and four formats' risk), default batch of 200 outputs.
+ * - measure: loadModel + measureModel (inputs read or generated, every float tensor captured —
+ *   one session for the whole graph while the outputs fit the 512 MiB budget — statistics and
+ *   four formats' risk), with the default options (statistics on the main thread).
+ * Besides wall times, the child reports the CPU time of the measure repetitions (user + system,
+ * median), which depends less on other load on the machine than the wall time does.
+ * `--worker` runs measure with `statsWorker: true` (statistics shared with a worker thread).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -36,6 +40,7 @@ const CASES: Case[] = [
   { label: 'silero_vad_legacy 1×512', path: 'node_modules/@ricky0123/vad-web/dist/silero_vad_legacy.onnx', shapes: { input: [1, 512] } },
 ];
 const FORMATS = ['e4m3', 'e5m2', 'fp16', 'bf16'];
+const WORKER = process.argv.includes('--worker');
 
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
@@ -44,6 +49,7 @@ const median = (xs: number[]): number => {
 
 interface ChildResult {
   ms: number;
+  cpuMs?: number;
   runMs?: number;
   captured?: number;
   tensors?: number;
@@ -72,16 +78,20 @@ async function child(c: Case, mode: 'ort' | 'measure', reps: number): Promise<Ch
   }
   const formats = FORMATS.map((f) => parseFormat(f));
   const times: number[] = [];
+  const cpu: number[] = [];
   let captured = 0;
   let tensors = 0;
   for (let i = 0; i < reps; i++) {
+    const c0 = process.cpuUsage();
     const t0 = performance.now();
-    const r = await measureModel(loadModel(c.path), { formats, ...opts });
+    const r = await measureModel(loadModel(c.path), { formats, ...opts, ...(WORKER ? { statsWorker: true } : {}) });
     times.push(performance.now() - t0);
+    const dc = process.cpuUsage(c0);
+    cpu.push((dc.user + dc.system) / 1000);
     captured = r.tensors.filter((t) => t.measured && (t.kind === 'activation' || t.kind === 'output')).length;
     tensors = r.tensors.length;
   }
-  return { ms: median(times), captured, tensors, maxRssMb: process.resourceUsage().maxRSS / 1024 };
+  return { ms: median(times), cpuMs: median(cpu), captured, tensors, maxRssMb: process.resourceUsage().maxRSS / 1024 };
 }
 
 async function main(): Promise<void> {
@@ -95,22 +105,25 @@ async function main(): Promise<void> {
   }
   const self = fileURLToPath(import.meta.url);
   const run = (k: number, mode: string): ChildResult => {
-    const p = spawnSync(process.execPath, [...process.execArgv, self, '--child', String(k), mode, '--reps', String(reps)], { encoding: 'utf8', maxBuffer: 1 << 26 });
+    const extra = WORKER ? ['--worker'] : [];
+    const p = spawnSync(process.execPath, [...process.execArgv, self, '--child', String(k), mode, '--reps', String(reps), ...extra], { encoding: 'utf8', maxBuffer: 1 << 26 });
     const line = p.stdout.trim().split('\n').pop() ?? '';
     if (p.status !== 0 || !line.startsWith('{')) throw new Error(`child ${k} ${mode} failed: ${p.stderr.split('\n').slice(0, 5).join(' ')}`);
     return JSON.parse(line) as ChildResult;
   };
   const rows: string[] = [];
-  rows.push(`Median of ${reps}; ${FORMATS.join(', ')}; batch of 200 outputs; ORT ${ort.env.versions.common}, CPU, optimisations off.`);
+  rows.push(
+    `Median of ${reps}; ${FORMATS.join(', ')}; one session while outputs fit 512 MiB${WORKER ? '; statistics worker on' : ''}; ORT ${ort.env.versions.common}, CPU, optimisations off.`,
+  );
   rows.push('');
-  rows.push('| model | tensors (captured) | ORT create+run ms | ORT run ms | measure ms | measure / (create+run) | ORT peak RSS MB | measure peak RSS MB |');
-  rows.push('|---|---|---|---|---|---|---|---|');
+  rows.push('| model | tensors (captured) | ORT create+run ms | ORT run ms | measure ms | measure / (create+run) | measure CPU ms | ORT peak RSS MB | measure peak RSS MB |');
+  rows.push('|---|---|---|---|---|---|---|---|---|');
   for (const [k, c] of CASES.entries()) {
     if (!existsSync(c.path)) continue;
     const o = run(k, 'ort');
     const m = run(k, 'measure');
     rows.push(
-      `| ${c.label} | ${m.tensors} (${m.captured}) | ${o.ms.toFixed(0)} | ${o.runMs!.toFixed(1)} | ${m.ms.toFixed(0)} | ${(m.ms / o.ms).toFixed(1)}× | ${o.maxRssMb.toFixed(0)} | ${m.maxRssMb.toFixed(0)} |`,
+      `| ${c.label} | ${m.tensors} (${m.captured}) | ${o.ms.toFixed(0)} | ${o.runMs!.toFixed(1)} | ${m.ms.toFixed(0)} | ${(m.ms / o.ms).toFixed(1)}× | ${m.cpuMs!.toFixed(0)} | ${o.maxRssMb.toFixed(0)} | ${m.maxRssMb.toFixed(0)} |`,
     );
     process.stderr.write(`${rows[rows.length - 1]}\n`);
   }

@@ -14,6 +14,8 @@ import { absLaw, isDiscrete, type AbsLaw, type Distribution, type DiscreteLaw } 
 import { exponentOf, pow2 } from './binary.js';
 import type { Format } from './format.js';
 import { roundMagnitude } from './quantise.js';
+import { kernel, MAX_PAIRS, runLanes, SIGNAL_TABLE, type Lane } from './fast-wasm.js';
+import { addSignalF32, addSignalF64, HI_WORD, roundingTable, tallyF32, tallyF64, type SignalState, type Tally } from './fast-risk.js';
 import { integrate } from './special.js';
 
 export type { Distribution } from './distribution.js';
@@ -48,72 +50,139 @@ function sqnrDb(signal: number, noise: number): number {
 // ---------------------------------------------------------------------------------------------
 // Measured risk
 
-/** Per-format running counts; sums carry a Neumaier compensation term. */
-interface Tally {
-  format: Format;
-  overflow: number;
-  underflow: number;
-  subnormal: number;
-  noise: number;
-  noiseComp: number;
-}
-
 /**
  * Exact, streaming risk of real values under several formats at once: feed chunks with `add`,
  * read `result` at any time. Sums of squares are compensated (Neumaier), so the result does not
  * depend on how the tensor was chunked beyond the last bits.
+ *
+ * Float32Array and Float64Array chunks take the fast kernels of fast-risk.ts (rounding by a
+ * magic constant looked up by exponent field, one monomorphic loop per format); they give
+ * bit-for-bit the results of the generic path below, which other array-likes and formats the
+ * kernels do not cover use.
  */
 export class RiskAccumulator {
   private readonly tallies: Tally[];
-  private count = 0;
-  private nonFinite = 0;
-  private nan = 0;
-  private zeros = 0;
-  private signal = 0;
-  private signalComp = 0;
+  private readonly state: SignalState = { count: 0, nonFinite: 0, nan: 0, zeros: 0, signal: 0, signalComp: 0 };
+  private tables32: (Float64Array | null)[] | null = null;
+  private tables64: (Float64Array | null)[] | null = null;
+  private lanes: Lane[] | null = null;
 
   constructor(formats: Format[]) {
     this.tallies = formats.map((format) => ({ format, overflow: 0, underflow: 0, subnormal: 0, noise: 0, noiseComp: 0 }));
   }
 
   add(values: ArrayLike<number>): void {
+    if (values instanceof Float32Array) return this.addF32(values);
+    if (values instanceof Float64Array) return this.addF64(values);
+    const s = this.state;
     const n = values.length;
-    let sum = this.signal;
-    let comp = this.signalComp;
+    let sum = s.signal;
+    let comp = s.signalComp;
     for (let i = 0; i < n; i++) {
       const x = values[i]!;
       if (!Number.isFinite(x)) {
-        this.nonFinite++;
-        if (x !== x) this.nan++;
+        s.nonFinite++;
+        if (x !== x) s.nan++;
         continue;
       }
-      this.count++;
-      if (x === 0) this.zeros++;
+      s.count++;
+      if (x === 0) s.zeros++;
       const t = sum + x * x;
       comp += Math.abs(sum) >= x * x ? sum - t + x * x : x * x - t + sum;
       sum = t;
     }
-    this.signal = sum;
-    this.signalComp = comp;
+    s.signal = sum;
+    s.signalComp = comp;
     for (const tally of this.tallies) addToTally(tally, values);
+  }
+
+  private addF32(values: Float32Array): void {
+    const tables = (this.tables32 ??= this.tallies.map((t) => roundingTable(t.format, 'f32')));
+    const k = values.length >= WASM_MIN_LENGTH && this.tallies.length < 2 * MAX_PAIRS ? kernel() : null;
+    if (k) return this.addF32Wasm(k, values, tables);
+    addSignalF32(this.state, values);
+    const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
+    for (let i = 0; i < this.tallies.length; i++) {
+      const table = tables[i]!;
+      if (table) tallyF32(this.tallies[i]!, values, bits, table);
+      else addToTally(this.tallies[i]!, values);
+    }
+  }
+
+  /** The same through the WebAssembly SIMD kernel: Σx² and every format with a table in one go. */
+  private addF32Wasm(k: NonNullable<ReturnType<typeof kernel>>, values: Float32Array, tables: (Float64Array | null)[]): void {
+    const s = this.state;
+    const fast = this.tallies.filter((_, i) => tables[i]);
+    const lanes = (this.lanes ??= [
+      newLane(SIGNAL_TABLE, Infinity, 0),
+      ...this.tallies.flatMap((t, i) => (tables[i] ? [newLane(tables[i]!, t.format.max, t.format.minNormal)] : [])),
+    ]);
+    lanes[0]!.noise = s.signal;
+    lanes[0]!.noiseComp = s.signalComp;
+    fast.forEach((t, i) => {
+      const lane = lanes[i + 1]!;
+      lane.noise = t.noise;
+      lane.noiseComp = t.noiseComp;
+      lane.over = lane.zero = lane.low = 0;
+    });
+    const { finite, zeros } = runLanes(k, values, lanes);
+    s.signal = lanes[0]!.noise;
+    s.signalComp = lanes[0]!.noiseComp;
+    s.count += finite;
+    s.zeros += zeros;
+    if (finite < values.length) {
+      s.nonFinite += values.length - finite;
+      for (let i = 0; i < values.length; i++) if (values[i] !== values[i]) s.nan++;
+    }
+    fast.forEach((t, i) => {
+      const lane = lanes[i + 1]!;
+      t.noise = lane.noise;
+      t.noiseComp = lane.noiseComp;
+      t.overflow += lane.over;
+      t.underflow += lane.zero - zeros;
+      t.subnormal += lane.low - lane.zero;
+    });
+    this.tallies.forEach((t, i) => {
+      if (!tables[i]) addToTally(t, values);
+    });
+  }
+
+  private addF64(values: Float64Array): void {
+    addSignalF64(this.state, values);
+    const tables = (this.tables64 ??= this.tallies.map((t) => roundingTable(t.format, 'f64')));
+    const words = new Uint32Array(values.buffer, values.byteOffset, 2 * values.length);
+    for (let k = 0; k < this.tallies.length; k++) {
+      const table = tables[k]!;
+      if (table) tallyF64(this.tallies[k]!, values, words, HI_WORD, table);
+      else addToTally(this.tallies[k]!, values);
+    }
   }
 
   result(): MeasuredRisk {
     const formats: Record<string, Risk> = {};
-    const n = this.count;
+    const s = this.state;
+    const n = s.count;
     const share = (k: number): number => (n === 0 ? 0 : k / n);
     for (const t of this.tallies) {
       formats[t.format.name] = {
         overflow: share(t.overflow),
         underflow: share(t.underflow),
         subnormal: share(t.subnormal),
-        sqnrDb: sqnrDb(this.signal + this.signalComp, t.noise + t.noiseComp),
+        sqnrDb: sqnrDb(s.signal + s.signalComp, t.noise + t.noiseComp),
       };
     }
-    return { count: n, nonFinite: this.nonFinite, nan: this.nan, zeros: this.zeros, formats };
+    return { count: n, nonFinite: s.nonFinite, nan: s.nan, zeros: s.zeros, formats };
   }
 }
 
+/** Below this many elements the JavaScript loops win over copying into the kernel's memory. */
+const WASM_MIN_LENGTH = 64;
+
+function newLane(table: Float64Array, max: number, minNormal: number): Lane {
+  return { table, max, minNormal, noise: 0, noiseComp: 0, over: 0, zero: 0, low: 0 };
+}
+
+/** The generic path: `roundMagnitude` per element (any array-like, any format). */
 function addToTally(t: Tally, values: ArrayLike<number>): void {
   const { manBits, minNormal, minSubnormal, max } = t.format;
   let overflow = 0;

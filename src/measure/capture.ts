@@ -1,7 +1,9 @@
 /**
  * Capturing intermediate tensors with ONNX Runtime: a copy of the ModelProto whose graph
- * outputs are the values we want, run in batches of at most N outputs per session so memory
- * stays bounded on big graphs. Each fetched tensor goes to a callback (a streaming
+ * outputs are the values we want. One run returns all of a session's outputs at once, so the
+ * targets are split into batches whose estimated output bytes fit a memory budget (512 MiB by
+ * default; optionally also at most N outputs): usually a single batch, hence a single session
+ * creation and a single run per input set. Each fetched tensor goes to a callback (a streaming
  * accumulator) and is dropped.
  *
  * What can be fetched: only top-level float32/float64/float16 values. ORT cannot hand back
@@ -169,7 +171,46 @@ export function valueDtypes(graph: Graph, inferred: Map<string, number> | null, 
 // Sessions and runs
 
 export interface CaptureOptions {
-  batchOutputs: number;
+  /** At most this many outputs per session (default: no limit but the memory budget). */
+  batchOutputs?: number;
+  /** Estimated bytes of one run's fetched outputs per session stay within this (default 512 MiB). */
+  memoryBudget?: number;
+  /** Estimated bytes of a target's value (from shape inference), undefined when unknown. */
+  sizeOf?: (t: Target) => number | undefined;
+}
+
+export const DEFAULT_MEMORY_BUDGET = 512 * 2 ** 20;
+/** Outputs per session when no target's size can be estimated and no count limit was given. */
+const BLIND_BATCH = 200;
+
+/**
+ * Split `targets` (in order) into batches: at most `batchOutputs` each, and estimated bytes
+ * within the budget (a single target larger than the budget gets a batch of its own). Targets
+ * of unknown size count as the largest known one; when no size is known at all the batches
+ * hold at most 200 outputs (unless a count was given).
+ */
+export function planBatches(targets: Target[], opts: CaptureOptions): Target[][] {
+  const budget = opts.memoryBudget ?? DEFAULT_MEMORY_BUDGET;
+  const sizes = targets.map((t) => opts.sizeOf?.(t));
+  const known = sizes.filter((b): b is number => b !== undefined && Number.isFinite(b) && b >= 0);
+  let maxCount = opts.batchOutputs !== undefined && opts.batchOutputs >= 1 ? Math.floor(opts.batchOutputs) : Infinity;
+  if (known.length === 0 && maxCount === Infinity) maxCount = BLIND_BATCH;
+  const guess = known.length > 0 ? Math.max(...known) : 0;
+  const batches: Target[][] = [];
+  let cur: Target[] = [];
+  let bytes = 0;
+  targets.forEach((t, i) => {
+    const b = sizes[i] !== undefined && Number.isFinite(sizes[i]!) ? sizes[i]! : guess;
+    if (cur.length > 0 && (cur.length >= maxCount || bytes + b > budget)) {
+      batches.push(cur);
+      cur = [];
+      bytes = 0;
+    }
+    cur.push(t);
+    bytes += b;
+  });
+  if (cur.length > 0) batches.push(cur);
+  return batches;
 }
 
 export type OnTensor = (name: string, run: number, data: Float32Array | Float64Array, dims: number[]) => void;
@@ -244,8 +285,9 @@ export function tensorValues(t: ort.Tensor): Float32Array | Float64Array {
 }
 
 /**
- * Run the model over every feed set, fetching `targets` in batches; `onTensor` sees each
- * (value, run) once, and `onBatchDone` is told when a batch's values have all their runs.
+ * Run the model over every feed set, fetching `targets` in batches (`planBatches`): one session
+ * per batch, created once and run once per feed set. `onTensor` sees each (value, run) once, in
+ * target order within a run, and `onBatchDone` is told when a batch's values have all their runs.
  * Returns the targets ORT refused to fetch, with its reason.
  */
 export async function captureAll(
@@ -257,7 +299,6 @@ export async function captureAll(
   onBatchDone: (names: string[]) => void,
 ): Promise<Unmeasurable[]> {
   const failed: Unmeasurable[] = [];
-  const size = Math.max(1, Math.floor(opts.batchOutputs));
   const feeds = sets.map(toOrtFeeds);
   let baseChecked = false;
 
@@ -287,8 +328,7 @@ export async function captureAll(
     }
   };
 
-  for (let start = 0; start < targets.length; start += size) {
-    const batch = targets.slice(start, start + size);
+  for (const batch of planBatches(targets, opts)) {
     for (const { session, targets: got } of await sessionsFor(batch)) {
       try {
         for (let run = 0; run < feeds.length; run++) {

@@ -7,13 +7,14 @@
 import { inferShapes } from '../analysis/shapes/infer.js';
 import { type Format } from '../formats/index.js';
 import { DataType, isFloatType } from '../onnx/dtype.js';
-import type { Graph, Model, Node } from '../onnx/model.js';
+import type { Graph, Model, Node, TensorType } from '../onnx/model.js';
 import type { FormatSummary, Report, TensorKind, TensorReport } from '../report/types.js';
 import { VERSION } from '../version.js';
 import { inlineTakenBranches } from './branches.js';
-import { captureAll, FETCHABLE, tensorValues, valueDtypes, type Target, type Unmeasurable } from './capture.js';
+import { captureAll, DEFAULT_MEMORY_BUDGET, FETCHABLE, tensorValues, valueDtypes, type Target, type Unmeasurable } from './capture.js';
 import { npName, prepareInputs, type Feed } from './inputs.js';
 import { TensorStats, type MeasuredStats } from './stats.js';
+import { StatsPool } from './stats-pool.js';
 import * as ort from 'onnxruntime-node';
 
 export interface MeasureOptions {
@@ -27,14 +28,28 @@ export interface MeasureOptions {
   dims?: Record<string, number>;
   /** Whole input shapes, by input name. */
   shapes?: Record<string, number[]>;
-  /** At most this many fetched outputs per session run (default 200). */
+  /**
+   * At most this many fetched outputs per session (default: no count limit; the batches are
+   * sized by `memoryBudget` instead, usually one session for the whole graph).
+   */
   batchOutputs?: number;
+  /** Estimated bytes of the outputs fetched together in one run (default 512 MiB). */
+  memoryBudget?: number;
+  /**
+   * Share the statistics of big captures with a worker thread when there is a second core
+   * (default false: on a busy 2-core machine it measured slower, and it costs a worker start-up).
+   * The results are the same either way.
+   */
+  statsWorker?: boolean;
 }
 
-export const DEFAULT_BATCH_OUTPUTS = 200;
+/** No count limit by default: batches are sized by the memory budget (capture.ts). */
+export const DEFAULT_BATCH_OUTPUTS = Infinity;
 /** Multi-run quantiles stay exact up to this many elements per tensor (stats.ts). */
 const MULTI_RUN_EXACT_LIMIT = 1 << 20;
 const WEIGHT_EXACT_LIMIT = 1 << 24;
+/** Captures estimated below this many bytes (over all runs) keep their statistics on the main thread. */
+const WORKER_MIN_BYTES = 8 * 2 ** 20;
 
 interface Entry {
   name: string;
@@ -56,7 +71,8 @@ export async function measureModel(model: Model, opts: MeasureOptions): Promise<
   const inlined = await inlineTakenBranches(model, sets);
   const run = inlined.model;
   const graph = run.graph;
-  const inferred = inferredDtypes(run, opts, sets[0] ?? []);
+  const inferredTypes = inferTypes(run, opts, sets[0] ?? []);
+  const inferred = inferredTypes && dtypeMap(inferredTypes);
   const dtypes = valueDtypes(graph, inferred);
   const origDtypes = run === model ? dtypes : valueDtypes(model.graph, null);
   const entries: Entry[] = [];
@@ -80,17 +96,23 @@ export async function measureModel(model: Model, opts: MeasureOptions): Promise<
     add({ name, kind: 'input', op: 'input', node: null, dtype: feeds[0]!.dtype, shape: feeds[0]!.dims, stats: st.result() });
   }
 
-  // Weights: statistics of the stored values, streamed chunk by chunk.
+  // Weights: statistics of the stored values, streamed chunk by chunk (computed below, once the
+  // statistics worker is starting up, so that it boots meanwhile).
+  const deferred: (() => void)[] = [];
   for (const [name, td] of graph.initializers) {
     if (!td.isFloat) continue;
     const e: Entry = { name, kind: 'weight', op: 'initializer', node: null, dtype: td.dtype, shape: td.dims };
-    try {
-      const st = new TensorStats(formats, { exactLimit: WEIGHT_EXACT_LIMIT });
-      for (const chunk of td.chunks()) st.add(chunk);
-      e.stats = st.result();
-    } catch (err) {
-      e.note = `not measurable: ${(err as Error).message}`;
-    }
+    deferred.push(() => {
+      try {
+        const st = new TensorStats(formats, { exactLimit: WEIGHT_EXACT_LIMIT });
+        for (const chunk of td.chunks()) st.add(chunk);
+        e.stats = st.result();
+      } catch (err) {
+        // As add() composes it: the reason, then where the value comes from.
+        const from = inlined.origin.get(name);
+        e.note = `not measurable: ${(err as Error).message}${from ? `; from the ${from}` : ''}`;
+      }
+    });
     add(e);
   }
 
@@ -153,37 +175,49 @@ export async function measureModel(model: Model, opts: MeasureOptions): Promise<
     }
   }
 
-  // Run: one accumulator per target, finished as soon as its last run is in.
-  const pending = new Map<string, TensorStats>();
+  // Run: one accumulator per target, finished as soon as its last run is in. The statistics of
+  // big captures are shared with a worker thread (stats-pool.ts); results do not depend on it.
   const shapes = new Map<string, (number | null)[]>();
   const runs = sets.length;
-  const finish = (name: string): void => {
-    const st = pending.get(name);
-    if (!st) return;
-    pending.delete(name);
-    const e = byName.get(name)!;
-    e.stats = st.result();
-    e.shape = shapes.get(name) ?? e.shape;
-  };
+  const sizeOf = sizeEstimator(graph, inferredTypes);
+  const captureBytes = targets.reduce((acc, t) => acc + (sizeOf(t) ?? WORKER_MIN_BYTES), 0) * runs;
+  const pool = new StatsPool(
+    formats,
+    (name, stats) => {
+      const e = byName.get(name)!;
+      e.stats = stats;
+      e.shape = shapes.get(name) ?? e.shape;
+    },
+    opts.statsWorker === true && targets.length > 0 && runs > 0 && captureBytes >= WORKER_MIN_BYTES,
+  );
   let failed: Unmeasurable[] = [];
-  if (targets.length > 0 && runs > 0) {
-    failed = await captureAll(
-      run,
-      targets,
-      sets,
-      { batchOutputs: opts.batchOutputs ?? DEFAULT_BATCH_OUTPUTS },
-      (name, run, data, dims) => {
-        let st = pending.get(name);
-        if (!st) pending.set(name, (st = new TensorStats(formats, { exactLimit: runs === 1 ? Infinity : MULTI_RUN_EXACT_LIMIT })));
-        st.add(data);
-        const prev = shapes.get(name);
-        if (!prev) shapes.set(name, dims);
-        else if (prev.length !== dims.length) shapes.set(name, dims.map(() => null));
-        else shapes.set(name, prev.map((d, i) => (d === dims[i] ? d : null)));
-        if (run === runs - 1) finish(name);
-      },
-      (names) => names.forEach(finish),
-    );
+  try {
+    for (const job of deferred) job();
+    if (targets.length > 0 && runs > 0) {
+      const exactLimit = runs === 1 ? Infinity : MULTI_RUN_EXACT_LIMIT;
+      failed = await captureAll(
+        run,
+        targets,
+        sets,
+        {
+          batchOutputs: opts.batchOutputs ?? DEFAULT_BATCH_OUTPUTS,
+          memoryBudget: opts.memoryBudget ?? DEFAULT_MEMORY_BUDGET,
+          sizeOf,
+        },
+        (name, run, data, dims) => {
+          const prev = shapes.get(name);
+          if (!prev) shapes.set(name, dims);
+          else if (prev.length !== dims.length) shapes.set(name, dims.map(() => null));
+          else shapes.set(name, prev.map((d, i) => (d === dims[i] ? d : null)));
+          pool.add(name, data, exactLimit);
+          if (run === runs - 1) pool.finish(name);
+        },
+        (names) => names.forEach((n) => pool.finish(n)),
+      );
+      await pool.drain();
+    }
+  } finally {
+    await pool.close();
   }
   for (const f of failed) {
     const e = byName.get(f.name);
@@ -309,19 +343,36 @@ function opsetRecord(model: Model): Record<string, number> {
 }
 
 /**
- * Element types from shape inference (it knows more than the declared value_info, and reads
- * the actual input shapes); null when it fails on this model (the light propagation in
- * capture.ts then fills in).
+ * Types from shape inference (it knows more than the declared value_info, and reads the actual
+ * input shapes); null when it fails on this model (the light propagation in capture.ts then
+ * fills in the element types).
  */
-function inferredDtypes(model: Model, opts: MeasureOptions, feeds: Feed[]): Map<string, number> | null {
+function inferTypes(model: Model, opts: MeasureOptions, feeds: Feed[]): Map<string, TensorType> | null {
   try {
     const inputShapes: Record<string, number[]> = {};
     for (const f of feeds) inputShapes[f.name] = f.dims;
-    const res = inferShapes(model, { dims: opts.dims ?? {}, inputShapes });
-    const out = new Map<string, number>();
-    for (const [name, t] of res.types) if (t.dtype > 0) out.set(name, t.dtype);
-    return out;
+    return inferShapes(model, { dims: opts.dims ?? {}, inputShapes }).types;
   } catch {
     return null;
   }
+}
+
+function dtypeMap(types: Map<string, TensorType>): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const [name, t] of types) if (t.dtype > 0) out.set(name, t.dtype);
+  return out;
+}
+
+/** Bytes ORT hands back for a target, from an inferred or declared concrete shape; else undefined. */
+function sizeEstimator(graph: Graph, types: Map<string, TensorType> | null): (t: Target) => number | undefined {
+  return (t) => {
+    const shape = types?.get(t.name)?.shape ?? graph.declaredTypes.get(t.name)?.shape ?? null;
+    if (!shape) return undefined;
+    let n = 1;
+    for (const d of shape) {
+      if (typeof d !== 'number' || !(d >= 0)) return undefined;
+      n *= d;
+    }
+    return n * (t.dtype === DataType.DOUBLE ? 8 : t.dtype === DataType.FLOAT16 ? 2 : 4);
+  };
 }

@@ -48,6 +48,14 @@ const LOG2_BINS = 2100;
 const FINE_BINS = 1 << 16;
 /** Below this many elements exact quantiles sort instead of radix-selecting. */
 const SORT_BELOW = 1 << 15;
+/** Radix levels of the quantile select over |x| float32 bits (31 bits): 11 + 10 + 10. */
+const COARSE_SHIFT = 20;
+const COARSE_BINS = 1 << 11;
+const MID_SHIFT = 10;
+const MID_BINS = 1 << 10;
+const LOW_BINS = 1 << 10;
+/** Index (0/1) of the 32-bit word holding a double's sign and exponent. */
+const HI = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1 ? 1 : 0;
 
 const scratchF32 = new Float32Array(1);
 const scratchU32 = new Uint32Array(scratchF32.buffer);
@@ -66,6 +74,8 @@ export class TensorStats {
   private max = -Infinity;
   private zeros = 0;
   private readonly log2 = new Float64Array(LOG2_BINS);
+  /** Counts of |x| float32 bits >>> COARSE_SHIFT over every chunk (first radix level of the quantiles). */
+  private readonly coarse = new Float64Array(COARSE_BINS);
   private kept: Float32Array[] | null = [];
   private keptCount = 0;
   private fine: Float64Array | null = null;
@@ -87,20 +97,34 @@ export class TensorStats {
   add(values: Float32Array | Float64Array): void {
     const len = values.length;
     if (len === 0) return;
-    // Pass 1: finite count, sum, min/max, zeros.
+    // Pass 1: finite count, sum, min/max, zeros (counted without a branch: ReLU outputs mix
+    // zeros and non-zeros at random, and a mispredicted branch per element is the costliest
+    // thing in this loop).
     let n = 0;
     let sum = 0;
     let min = this.min;
     let max = this.max;
     let zeros = 0;
-    for (let i = 0; i < len; i++) {
-      const x = values[i]!;
-      if (x - x !== 0) continue; // NaN or ±Inf
-      n++;
-      sum += x;
-      if (x < min) min = x;
-      if (x > max) max = x;
-      if (x === 0) zeros++;
+    if (values instanceof Float32Array) {
+      for (let i = 0; i < len; i++) {
+        const x = values[i]!;
+        if (x - x !== 0) continue; // NaN or ±Inf
+        n++;
+        sum += x;
+        if (x < min) min = x;
+        if (x > max) max = x;
+        zeros += +(x === 0);
+      }
+    } else {
+      for (let i = 0; i < len; i++) {
+        const x = values[i]!;
+        if (x - x !== 0) continue;
+        n++;
+        sum += x;
+        if (x < min) min = x;
+        if (x > max) max = x;
+        zeros += +(x === 0);
+      }
     }
     const nonFinite = len - n;
     this.nonFinite += nonFinite;
@@ -110,34 +134,14 @@ export class TensorStats {
     if (n === 0) return;
     const finite = nonFinite === 0 ? values : filterFinite(values, n);
 
-    // Pass 2: M2 around the chunk mean, |x| for quantiles, log2 bins.
+    // Pass 2: M2 around the chunk mean, |x| (as float32 bits) for quantiles, the coarse
+    // histogram of those bits and the log2 bins.
     const mean = sum / n;
-    let m2 = 0;
     const abs = new Float32Array(n);
-    const log2 = this.log2;
-    if (finite instanceof Float32Array && finite.byteOffset % 4 === 0) {
-      const bits = new Uint32Array(finite.buffer, finite.byteOffset, n);
-      for (let i = 0; i < n; i++) {
-        const x = finite[i]!;
-        const d = x - mean;
-        m2 += d * d;
-        const b = bits[i]! & 0x7fffffff;
-        if (b !== 0) {
-          const e = b >>> 23;
-          log2[(e !== 0 ? e - 127 : Math.floor(Math.log2(Math.abs(x)))) + LOG2_OFFSET]!++;
-        }
-        abs[i] = Math.abs(x);
-      }
-    } else {
-      for (let i = 0; i < n; i++) {
-        const x = finite[i]!;
-        const d = x - mean;
-        m2 += d * d;
-        const a = Math.abs(x);
-        if (a !== 0) log2[Math.floor(Math.log2(a)) + LOG2_OFFSET]!++;
-        abs[i] = a; // float32 rounding (exact for float32/float16 sources)
-      }
-    }
+    const m2 =
+      finite instanceof Float32Array
+        ? this.pass2F32(finite, mean, abs, zeros)
+        : this.pass2F64(finite, mean, abs, zeros);
     // Chan et al.: merge (n, mean, M2) of the chunk into the running totals.
     const tot = this.n + n;
     const delta = mean - this.meanAcc;
@@ -157,6 +161,76 @@ export class TensorStats {
       this.binFine(abs);
     }
     this.risk.add(finite);
+  }
+
+  /**
+   * Float32 data: one loop for M2, |x| bits and the coarse histogram (bits >>> 20: exponent
+   * and 3 mantissa bits). The log2 bins of normal values are read off the coarse histogram
+   * (8 bins per exponent); subnormals, rare, get a pass of their own. Returns the chunk's M2.
+   */
+  private pass2F32(finite: Float32Array, mean: number, abs: Float32Array, zeros: number): number {
+    const n = finite.length;
+    const bits = new Uint32Array(finite.buffer, finite.byteOffset, n);
+    const absBits = new Uint32Array(abs.buffer, abs.byteOffset, n);
+    const h = new Uint32Array(COARSE_BINS);
+    let m2 = 0;
+    for (let i = 0; i < n; i++) {
+      const d = finite[i]! - mean;
+      m2 += d * d;
+      const b = bits[i]! & 0x7fffffff;
+      absBits[i] = b;
+      h[b >>> COARSE_SHIFT]!++;
+    }
+    const coarse = this.coarse;
+    const log2 = this.log2;
+    let low = 0; // zeros and subnormals: bins of exponent field 0
+    for (let k = 0; k < COARSE_BINS; k++) {
+      const c = h[k]!;
+      if (c === 0) continue;
+      coarse[k]! += c;
+      const e = k >>> (23 - COARSE_SHIFT);
+      if (e === 0) low += c;
+      else log2[e - 127 + LOG2_OFFSET]! += c;
+    }
+    if (low > zeros) {
+      for (let i = 0; i < n; i++) {
+        const b = absBits[i]!;
+        if (b !== 0 && b < 0x800000) log2[Math.floor(Math.log2(abs[i]!)) + LOG2_OFFSET]!++;
+      }
+    }
+    return m2;
+  }
+
+  /**
+   * Float64 data: the same, with the log2 bins from the double's own exponent field (|x| is
+   * kept rounded to float32, whose bits feed the coarse histogram). Returns the chunk's M2.
+   */
+  private pass2F64(finite: Float64Array, mean: number, abs: Float32Array, zeros: number): number {
+    const n = finite.length;
+    const words = new Uint32Array(finite.buffer, finite.byteOffset, 2 * n);
+    const absBits = new Uint32Array(abs.buffer, abs.byteOffset, n);
+    const h = new Uint32Array(COARSE_BINS);
+    const fields = new Uint32Array(2048);
+    let m2 = 0;
+    for (let i = 0; i < n; i++) {
+      const x = finite[i]!;
+      const d = x - mean;
+      m2 += d * d;
+      abs[i] = Math.abs(x); // float32 rounding (exact for float32/float16 sources)
+      h[absBits[i]! >>> COARSE_SHIFT]!++;
+      fields[(words[2 * i + HI]! >>> 20) & 0x7ff]!++;
+    }
+    const coarse = this.coarse;
+    for (let k = 0; k < COARSE_BINS; k++) coarse[k]! += h[k]!;
+    const log2 = this.log2;
+    for (let e = 1; e < 2047; e++) if (fields[e] !== 0) log2[e - 1023 + LOG2_OFFSET]! += fields[e]!;
+    if (fields[0]! > zeros) {
+      for (let i = 0; i < n; i++) {
+        const a = Math.abs(finite[i]!);
+        if (a !== 0 && a < 2 ** -1022) log2[Math.floor(Math.log2(a)) + LOG2_OFFSET]!++;
+      }
+    }
+    return m2;
   }
 
   private binFine(abs: Float32Array): void {
@@ -189,7 +263,7 @@ export class TensorStats {
     let quant: number[];
     let exact: boolean;
     if (this.kept) {
-      quant = exactQuantiles(this.kept, this.keptCount, qs);
+      quant = exactQuantiles(this.kept, this.keptCount, qs, this.coarse);
       exact = true;
     } else {
       quant = qs.map((q) => this.fineQuantile(q));
@@ -246,13 +320,17 @@ export class TensorStats {
 /**
  * numpy.quantile(|x|, q, method='linear') over the union of `arrays` (non-negative float32)
  * without sorting: the bit pattern of a non-negative float32 orders like its value, so the
- * element of rank r is found by a two-level radix select — a histogram of the high 16 bits
- * locates its bin, a histogram of the low 16 bits inside that bin gives the exact value. O(n).
+ * element of rank r is found by a radix select over its 31 bits in three levels: a histogram
+ * of the top 11 bits (`coarse`, when the caller has it already; it must count exactly the
+ * elements of `arrays`) locates each wanted rank's bin; one branchless pass gathers the
+ * elements of those few bins; a histogram of their next 10 bits, then of the last 10 bits of
+ * the elements sharing the located 21-bit prefix, gives the exact value. O(n), one pass over the
+ * data beyond the histogram.
  */
-export function exactQuantiles(arrays: Float32Array[], total: number, qs: number[]): number[] {
+export function exactQuantiles(arrays: Float32Array[], total: number, qs: number[], coarse?: ArrayLike<number>): number[] {
   if (total === 0) return qs.map(() => NaN);
   if (total <= SORT_BELOW) {
-    // Small: sorting beats the radix select's fixed cost (its 2^16-bin histograms).
+    // Small: sorting beats the radix select's fixed cost.
     let all: Float32Array;
     if (arrays.length === 1) all = arrays[0]!.slice();
     else {
@@ -270,49 +348,88 @@ export function exactQuantiles(arrays: Float32Array[], total: number, qs: number
     want.push(lo, Math.min(lo + 1, total - 1));
   }
   const views = arrays.map((a) => new Uint32Array(a.buffer, a.byteOffset, a.length));
-  const high = new Uint32Array(1 << 16);
-  for (const v of views) for (let i = 0; i < v.length; i++) high[v[i]! >>> 16]!++;
-  // Bin of each wanted rank: one cumulative sweep over the bins for all ranks (in rank order).
-  const located: { bin: number; rest: number }[] = want.map(() => ({ bin: high.length - 1, rest: 0 }));
-  const order = want.map((_, i) => i).sort((a, b) => want[a]! - want[b]!);
-  let k = 0;
-  let acc = 0;
-  for (let b = 0; b < high.length && k < order.length; b++) {
-    const c = high[b]!;
-    while (k < order.length && want[order[k]!]! < acc + c) {
-      located[order[k]!] = { bin: b, rest: want[order[k]!]! - acc };
-      k++;
-    }
-    acc += c;
+  let hist = coarse;
+  if (!hist) {
+    const h = new Float64Array(COARSE_BINS);
+    for (const v of views) for (let i = 0; i < v.length; i++) h[v[i]! >>> COARSE_SHIFT]!++;
+    hist = h;
   }
-  const slotOf = new Int8Array(1 << 16).fill(-1);
-  const lows: Uint32Array[] = [];
-  for (const { bin } of located) if (slotOf[bin] === -1) (slotOf[bin] = lows.length), lows.push(new Uint32Array(1 << 16));
-  for (const v of views) {
-    for (let i = 0; i < v.length; i++) {
-      const b = v[i]!;
-      const slot = slotOf[b >>> 16]!;
-      if (slot >= 0) lows[slot]![b & 0xffff]!++;
-    }
-  }
-  const values = located.map(({ bin, rest }) => {
-    const h = lows[slotOf[bin]!]!;
-    let acc = 0;
-    for (let k = 0; k < h.length; k++) {
-      acc += h[k]!;
-      if (rest < acc) {
-        scratchU32[0] = ((bin << 16) | k) >>> 0;
-        return scratchF32[0]!;
-      }
-    }
-    return NaN;
-  });
+  const bitsOfRank = selectRanks(views, hist, want);
+  const values = bitsOfRank.map((b) => ((scratchU32[0] = b), scratchF32[0]!));
   return qs.map((q, i) => {
     const pos = q * (total - 1);
     const a = values[2 * i]!;
     const b = values[2 * i + 1]!;
     const f = pos - Math.floor(pos);
     return f === 0 ? a : a + (b - a) * f;
+  });
+}
+
+/** Where each rank falls in a histogram: bin and rank within the bin. */
+function locate(hist: ArrayLike<number>, from: number, bins: number, ranks: number[]): { bin: number; rest: number }[] {
+  const located = ranks.map(() => ({ bin: bins - 1, rest: 0 }));
+  const order = ranks.map((_, i) => i).sort((a, b) => ranks[a]! - ranks[b]!);
+  let k = 0;
+  let acc = 0;
+  for (let b = 0; b < bins && k < order.length; b++) {
+    const c = hist[from + b]!;
+    while (k < order.length && ranks[order[k]!]! < acc + c) {
+      located[order[k]!] = { bin: b, rest: ranks[order[k]!]! - acc };
+      k++;
+    }
+    acc += c;
+  }
+  return located;
+}
+
+/** The bit patterns of the elements of the given ranks (see `exactQuantiles`). */
+function selectRanks(views: Uint32Array[], coarse: ArrayLike<number>, ranks: number[]): number[] {
+  // Level 1: the top 11 bits.
+  const l1 = locate(coarse, 0, COARSE_BINS, ranks);
+  const slotOf = new Int32Array(COARSE_BINS).fill(-1);
+  const bins: number[] = [];
+  let m = 0;
+  for (const { bin } of l1) {
+    if (slotOf[bin] !== -1) continue;
+    slotOf[bin] = bins.length;
+    bins.push(bin);
+    m += coarse[bin]!;
+  }
+  // Gather the elements of those bins, without a branch (always write, advance when wanted).
+  const cand = new Uint32Array(m + 1);
+  let k = 0;
+  for (const v of views) {
+    for (let i = 0; i < v.length; i++) {
+      const b = v[i]!;
+      cand[k] = b;
+      k += (slotOf[b >>> COARSE_SHIFT]! >>> 31) ^ 1;
+    }
+  }
+  // Level 2: the next 10 bits, one histogram per gathered bin.
+  const mid = new Float64Array(bins.length * MID_BINS);
+  for (let i = 0; i < m; i++) {
+    const b = cand[i]!;
+    mid[slotOf[b >>> COARSE_SHIFT]! * MID_BINS + ((b >>> MID_SHIFT) & (MID_BINS - 1))]!++;
+  }
+  // Level 3: the last 10 bits of the elements sharing each located 21-bit prefix, all prefixes
+  // in one pass (a level-2 key maps to its prefix's histogram, or to a dummy one).
+  const l2 = l1.map(({ bin, rest }) => {
+    const slot = slotOf[bin]!;
+    const [{ bin: sub, rest: rest2 }] = locate(mid, slot * MID_BINS, MID_BINS, [rest]) as [{ bin: number; rest: number }];
+    return { key: slot * MID_BINS + sub, prefix: (bin << (COARSE_SHIFT - MID_SHIFT)) | sub, rest: rest2 };
+  });
+  const lowOf = new Int32Array(bins.length * MID_BINS); // 0: dummy, else 1 + index of the prefix
+  const prefixes: number[] = [];
+  for (const { key } of l2) if (lowOf[key] === 0) lowOf[key] = prefixes.push(key);
+  const low = new Float64Array((prefixes.length + 1) * LOW_BINS);
+  for (let i = 0; i < m; i++) {
+    const b = cand[i]!;
+    const key = slotOf[b >>> COARSE_SHIFT]! * MID_BINS + ((b >>> MID_SHIFT) & (MID_BINS - 1));
+    low[lowOf[key]! * LOW_BINS + (b & (LOW_BINS - 1))]!++;
+  }
+  return l2.map(({ key, prefix, rest }) => {
+    const [{ bin: last }] = locate(low, lowOf[key]! * LOW_BINS, LOW_BINS, [rest]) as [{ bin: number; rest: number }];
+    return ((prefix << MID_SHIFT) | last) >>> 0;
   });
 }
 

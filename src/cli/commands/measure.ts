@@ -7,7 +7,7 @@ import { UsageError } from '../../errors.js';
 import { FormatError, parseFormat, type Format } from '../../formats/index.js';
 import { resolveFormats } from '../../gate/config.js';
 import { compareReports } from '../../measure/compare.js';
-import { DEFAULT_BATCH_OUTPUTS, measureModel, type MeasureOptions } from '../../measure/measure.js';
+import { measureModel, type MeasureOptions } from '../../measure/measure.js';
 import { loadModel } from '../../onnx/load.js';
 import type { Model } from '../../onnx/model.js';
 import type { Report, TensorReport } from '../../report/types.js';
@@ -42,7 +42,7 @@ export function registerMeasure(program: Command): Command {
     .option('--shape <name=d0,d1,...>', 'shape of one input (repeatable)', collect, [])
     .option('--json', 'print the JSON report')
     .option('--top <n>', 'rows of the riskiest tensors in the table (default 20; 0 = all)')
-    .option('--batch-outputs <n>', `at most this many intermediate outputs fetched per session (default ${DEFAULT_BATCH_OUTPUTS})`)
+    .option('--batch-outputs <n>', 'at most this many intermediate outputs fetched per session (default: as many as fit a 512 MiB estimate of their size)')
     .option('--compare', 'also run the static analysis and show prediction vs measurement');
   addGateOptions(cmd).action(async (modelPath: string, o: MeasureCliOptions) => {
     // Usage errors (flags, config, baseline) come before the long work.
