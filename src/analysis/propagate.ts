@@ -13,6 +13,7 @@ import { constantNodeTensor, type Graph, type Model, type Node, type TensorType 
 import type { TensorData } from '../onnx/tensor.js';
 import type { Format } from '../formats/format.js';
 import { RiskAccumulator } from '../formats/risk.js';
+import { mergeCoherence, withCoherence } from './coherence.js';
 import { channelForward, scaleFromChannels, unaryLawFromChannels, type ChannelStats } from './channels.js';
 import { applyFn, momentsOf } from './dist.js';
 import { derivedConfidence, distFor, gradScale, joinNotes, makeScale } from './helpers.js';
@@ -41,6 +42,11 @@ export interface ForwardResult {
   lineage: Map<string, Lineage>;
   /** Channel-resolved statistics where known (channels.ts). */
   channels: Map<string, ChannelStats>;
+  /**
+   * Scales of values inside subgraphs (If branches, Loop/Scan bodies) that control-flow rules
+   * analysed through RuleContext.subgraph, by name (a Loop body: its one analysed iteration).
+   */
+  subgraphScales: Map<string, Scale | null>;
 }
 
 function opKey(node: Node): string {
@@ -55,11 +61,17 @@ function typeOf(input: PropagateInput, graph: Graph, name: string): TensorType |
   return input.types.get(name) ?? graph.declaredTypes.get(name) ?? null;
 }
 
-/** The RuleContext of a node given the current scales. */
-export function makeContext(input: PropagateInput, node: Node, scales: Map<string, Scale | null>): RuleContext {
+/** The RuleContext of a node given the current scales (and, in the forward pass, the subgraph hook). */
+export function makeContext(
+  input: PropagateInput,
+  node: Node,
+  scales: Map<string, Scale | null>,
+  subgraph?: (attribute: string, inputScales: (Scale | null)[]) => (Scale | null)[],
+): RuleContext {
   const g = node.graph;
   const model = input.model;
   return {
+    ...(subgraph ? { subgraph } : {}),
     node,
     attrs: node.attrs,
     opset: model.opsets.get(node.domain) ?? (node.domain === '' ? model.opset : 1),
@@ -92,32 +104,73 @@ export function storedScale(t: TensorData, formats: Format[]): Scale | null {
   }
 }
 
+/**
+ * A scope of the forward pass: the main graph's maps, or a subgraph's, which see the enclosing
+ * scope's values (ONNX subgraphs read outer values by name) and keep their own.
+ */
+class ScopedMap<K, V> extends Map<K, V> {
+  constructor(private readonly parent: Map<K, V> | null = null) {
+    super();
+  }
+  override get(key: K): V | undefined {
+    return super.has(key) ? super.get(key) : this.parent?.get(key);
+  }
+  override has(key: K): boolean {
+    return super.has(key) || (this.parent?.has(key) ?? false);
+  }
+}
+
+interface Scope {
+  scales: Map<string, Scale | null>;
+  lineage: Map<string, Lineage>;
+  channels: Map<string, ChannelStats>;
+}
+
+interface WalkState {
+  unsupported: Map<string, number>;
+  /** Scales of values inside subgraphs (If branches, Loop/Scan bodies), by name. */
+  subgraphScales: Map<string, Scale | null>;
+  /** Subgraph nodes walked so far (a budget against nested branches multiplying). */
+  subgraphNodes: number;
+}
+
+/** Subgraph nodes walked at most per model (nested If branches are walked both ways). */
+const SUBGRAPH_NODE_BUDGET = 200_000;
+
 /** Forward pass over the main graph. */
 export function propagateForward(input: PropagateInput): ForwardResult {
-  const { model, formats, registry } = input;
+  const { model, formats } = input;
   const graph = model.graph;
-  const scales = new Map<string, Scale | null>();
-  const unsupported = new Map<string, number>();
-  const lineage = new Map<string, Lineage>();
-  const channels = new Map<string, ChannelStats>();
+  const scope: Scope = { scales: new Map(), lineage: new Map(), channels: new Map() };
+  const state: WalkState = { unsupported: new Map(), subgraphScales: new Map(), subgraphNodes: 0 };
   const order = new Map<Node, number>();
 
   for (const [name, t] of graph.initializers) {
     if (graph.isGraphInput(name)) continue;
-    scales.set(name, storedScale(t, formats));
+    scope.scales.set(name, storedScale(t, formats));
   }
-  for (const [name, s] of input.inputScales) scales.set(name, s);
-
+  for (const [name, s] of input.inputScales) scope.scales.set(name, s);
   const nodes = graph.topologicalOrder();
   nodes.forEach((node, i) => order.set(node, i));
+  walkGraph(input, nodes, scope, state);
+  return { scales: scope.scales, order, unsupported: state.unsupported, lineage: scope.lineage, channels: scope.channels, subgraphScales: state.subgraphScales };
+}
+
+/** Apply the forward rules to `nodes` (in topological order) within `scope`. */
+function walkGraph(input: PropagateInput, nodes: Node[], scope: Scope, state: WalkState): void {
+  const { model, formats, registry } = input;
+  const { scales, lineage, channels } = scope;
+  const unsupported = state.unsupported;
   for (const node of nodes) {
+    const graph = node.graph;
     const outTypes = node.outputs.map((o) => (o ? typeOf(input, graph, o) : null));
     if (node.opType === 'Constant' && node.domain === '') {
       const t = constantNodeTensor(node, model.dir);
       scales.set(node.outputs[0] ?? '', t ? storedScale(t, formats) : null);
       continue;
     }
-    const ctx = makeContext(input, node, scales);
+    const hook = node.subgraphs.length ? (attribute: string, inputScales: (Scale | null)[]) => runSubgraph(input, node, attribute, inputScales, scope, state) : undefined;
+    const ctx = makeContext(input, node, scales, hook);
     const rule = lookup(registry, node);
     let outs: (Scale | null)[] = [];
     let failure: string | null = null;
@@ -147,7 +200,38 @@ export function propagateForward(input: PropagateInput): ForwardResult {
     const composed = applyLineage(node, ctx, scales, lineage, failure !== null || outs.every((s) => !s || s.confidence === 'unknown'));
     applyChannels(node, ctx, scales, channels, lineage, composed);
   }
-  return { scales, order, unsupported, lineage, channels };
+}
+
+/**
+ * The RuleContext.subgraph hook: forward-propagate the subgraph held by `attribute` of `node`,
+ * its formal inputs at `inputScales`, its initializers read exactly, the enclosing scope's
+ * values visible; returns the scales of its outputs. Its inner values are kept by name
+ * (ForwardResult.subgraphScales).
+ */
+function runSubgraph(input: PropagateInput, node: Node, attribute: string, inputScales: (Scale | null)[], outer: Scope, state: WalkState): (Scale | null)[] {
+  const sub = node.subgraphs.find((s) => s.attribute === attribute)?.graph;
+  if (!sub) throw new Error(`${opKey(node)} has no subgraph '${attribute}'`);
+  let nodes: Node[];
+  try {
+    nodes = sub.topologicalOrder();
+  } catch (e) {
+    throw new Error(`subgraph '${attribute}' cannot be ordered: ${(e as Error).message}`);
+  }
+  state.subgraphNodes += nodes.length;
+  if (state.subgraphNodes > SUBGRAPH_NODE_BUDGET) throw new Error(`subgraph budget of ${SUBGRAPH_NODE_BUDGET} nodes spent (nested branches)`);
+  const scope: Scope = { scales: new ScopedMap(outer.scales), lineage: new ScopedMap(outer.lineage), channels: new ScopedMap(outer.channels) };
+  const formal = new Set<string>();
+  (sub.proto.input ?? []).forEach((vi, i) => {
+    const name = vi.name ?? '';
+    if (!name) return;
+    formal.add(name);
+    scope.scales.set(name, inputScales[i] ?? null);
+  });
+  for (const [name, t] of sub.initializers) if (!formal.has(name)) scope.scales.set(name, storedScale(t, input.formats));
+  walkGraph(input, nodes, scope, state);
+  // Own values only (Map.prototype.forEach does not see the parent scope).
+  Map.prototype.forEach.call(scope.scales, (s: Scale | null, name: string) => state.subgraphScales.set(name, s));
+  return sub.outputs.map((o) => (o.name ? (scope.scales.get(o.name) ?? null) : null));
 }
 
 /**
@@ -323,12 +407,34 @@ export interface BackwardResult {
   missing: Map<string, number>;
 }
 
-/** Sum of independent gradient contributions: E[(g1 + g2)²] = E[g1²] + E[g2²]. */
+/** Sum of independent gradient contributions: E[(g1 + g2)²] = E[g1²] + E[g2²]; coherent parts add (coherence.ts). */
 function addGrad(a: Scale | undefined, b: Scale): Scale {
   if (!a) return b;
   const ms = a.meanSquare + b.meanSquare;
   const conf = derivedConfidence(a, b);
-  return gradScale(ms, conf === 'high' ? 'medium' : conf);
+  return withCoherence(gradScale(ms, conf === 'high' ? 'medium' : conf), mergeCoherence(a, b));
+}
+
+/** Ops that, when their input and output shapes are equal, leave every element where it was. */
+const IN_PLACE = new Set(['Identity', 'Cast', 'CastLike', 'Dropout', 'Reshape', 'Flatten', 'Squeeze', 'Unsqueeze', 'Expand', 'Tile', 'Pad', 'Slice', 'Resize', 'Upsample']);
+
+/**
+ * The coherence of a rule's gradient for input i survives only where it is meaningful: a rule
+ * that computed it (a new Coherence object), or one that passed the output's through an op that
+ * keeps every element in place (IN_PLACE, same shape). Axes must lie within the input.
+ */
+function checkedCoherence(node: Node, ctx: BackwardContext, i: number, g: Scale): Scale {
+  const c = g.coherent;
+  if (!c) return g;
+  const rank = ctx.inputTypes[i]?.shape?.length ?? null;
+  const passed = ctx.outputGrads.some((o) => o?.coherent === c);
+  let keep = rank !== null && c.axes.every((a) => a >= 0 && a < rank);
+  if (keep && passed) {
+    const a = ctx.inputTypes[i]?.shape;
+    const b = ctx.outputTypes[0]?.shape;
+    keep = IN_PLACE.has(node.opType) && !!a && !!b && a.length === b.length && a.every((d, k) => typeof d === 'number' && d === b[k]);
+  }
+  return keep ? g : withCoherence(g, null);
 }
 
 /**
@@ -349,7 +455,15 @@ export function propagateBackward(input: PropagateInput, fwd: ForwardResult): Ba
     if (outputGrads.every((g) => !g)) continue;
     if (node.opType === 'Constant') continue;
     const base = makeContext(input, node, fwd.scales);
-    const ctx: BackwardContext = { ...base, outputs: node.outputs.map((o) => (o ? (fwd.scales.get(o) ?? null) : null)), outputGrads };
+    const ctx: BackwardContext = {
+      ...base,
+      outputs: node.outputs.map((o) => (o ? (fwd.scales.get(o) ?? null) : null)),
+      outputGrads,
+      channels: (i) => {
+        const n = node.inputs[i];
+        return n ? (fwd.channels.get(n) ?? null) : null;
+      },
+    };
     const rule = lookup(input.registry, node);
     let res: (Scale | null)[] | null = null;
     if (rule?.backward) {
@@ -370,7 +484,7 @@ export function propagateBackward(input: PropagateInput, fwd: ForwardResult): Ba
       const g = res![i];
       if (!n || !g || !fwd.scales.get(n)) return;
       if (!Number.isFinite(g.meanSquare)) return;
-      grads.set(n, addGrad(grads.get(n), g));
+      grads.set(n, addGrad(grads.get(n), checkedCoherence(node, ctx, i, g)));
     });
   }
   return { grads, missing };

@@ -43,6 +43,22 @@ export interface Scale {
   fracZero?: number;
   /** A human note: why this tensor is special or why the prediction is weak. */
   note?: string;
+  /**
+   * Gradients only (backward pass): the share of E[x²] in a component constant along some axes
+   * (coherence.ts). The gradient of a mean over H×W is the same at every position; sums over those
+   * positions (weight gradients, broadcast operands) then add coherently.
+   */
+  coherent?: Coherence;
+}
+
+/**
+ * A tensor modelled as c + w: c constant along `axes` (for fixed other indices; independent
+ * across them), w independent from position to position. `share` = E[c²]/E[x²] ∈ (0, 1].
+ */
+export interface Coherence {
+  /** Axes of the tensor (non-negative, sorted) along which c is constant. */
+  axes: number[];
+  share: number;
 }
 
 export function rmsOf(s: Scale): number {

@@ -7,7 +7,9 @@
  * "scores + mask" keeps its -3.4e38 part. When both operands are functions of the same tensor
  * (x·sigmoid(x), x + 0.044715·x³) the engine (propagate.ts) composes them exactly instead.
  * Backward (PRIMER §4): Add passes g to both; Mul gives g·b and g·a; a broadcast operand sums
- * its gradient over the R copies it was repeated on: E[∂b²] = R·E[g²]·(…).
+ * its gradient over the R copies it was repeated on: E[∂b²] = R·E[g²]·(…) — or, where g is
+ * coherent along those copies (the gradient of a mean: a bias before a global pool, a
+ * squeeze-excite scale), P_R·(F·E[x²] + P_{R∩A}·C·D_x) (coherence.ts).
  */
 import {
   applyFn,
@@ -34,7 +36,8 @@ import {
   shapeFor,
   weaker,
 } from '../helpers.js';
-import type { PredictedDistribution, Scale } from '../scale.js';
+import { axesToInput, broadcastAxes, coherenceOf, inputAlong, inputMeanPower, inShape, outShape, summedPower, withCoherence } from '../coherence.js';
+import type { Coherence, PredictedDistribution, Scale } from '../scale.js';
 import { MASK_FILL } from '../weights.js';
 import type { BackwardContext, RuleContext, RuleTable } from './types.js';
 
@@ -303,19 +306,64 @@ function g2(ctx: BackwardContext): number | null {
   return g ? g.meanSquare : null;
 }
 
+/**
+ * The gradient of input i that sums g·x over the output axes R_i it is broadcast along
+ * (x ≡ 1 for Add: `factor` null), with a coherent g (coherence.ts); null when g has no coherent
+ * part or the shapes are unknown (the callers' independent rules apply).
+ */
+function coherentSum(ctx: BackwardContext, i: number, G: number, factor: number | null, scale = 1): Scale | null {
+  const g = ctx.outputGrads[0];
+  const coh = coherenceOf(g);
+  const out = outShape(ctx);
+  const R = broadcastAxes(ctx, i);
+  const inRank = inShape(ctx, i)?.length;
+  if (!g || !coh || !out || !R || inRank === undefined) return null;
+  const s = summedPower({ ...g, meanSquare: G }, R, out, factor === null ? null : { X: ctx.inputs[factor]!.meanSquare, dc: (axes) => inputMeanPower(ctx, factor, axes, out) });
+  if (!s) return null;
+  let coherent: Coherence | null = s.coherent ? { axes: axesToInput(s.coherent.axes, out.length, inRank), share: s.coherent.share } : null;
+  if (factor !== null && !coh.axes.some((a) => R.includes(a))) {
+    // c·x keeps, constant along A, c times x's part constant along A (all of x where it is
+    // broadcast): power P_R·C·M_x(A).
+    const along = inputAlong(ctx, factor, coh.axes, out);
+    const PR = R.reduce((p, a) => p * out[a]!, 1);
+    if (along && s.power > 0) coherent = { axes: axesToInput(coh.axes, out.length, inRank), share: (PR * coh.share * G * along.M) / s.power };
+  }
+  return withCoherence(gradScale(s.power * scale), coherent);
+}
+
 function addBackward(ctx: BackwardContext): (Scale | null)[] {
   const G = g2(ctx);
   if (G === null) return ctx.inputs.map(() => null);
   // ∂a = g, ∂b = ±g, each summed over the copies a broadcast operand was repeated on.
-  return ctx.inputs.map((s, i) => (s ? gradScale(G * broadcastRepeat(ctx, i)) : null));
+  return ctx.inputs.map((s, i) => (s ? (coherentSum(ctx, i, G, null) ?? gradScale(G * broadcastRepeat(ctx, i))) : null));
 }
 
 function mulBackward(ctx: BackwardContext): (Scale | null)[] {
   const G = g2(ctx);
   const [a, b] = ctx.inputs;
   if (G === null || !a || !b) return [null, null];
-  // ∂a = g·b: E[∂a²] = E[g²]E[b²] (×R_a); ∂b = g·a likewise.
-  return [gradScale(G * b.meanSquare * broadcastRepeat(ctx, 0)), gradScale(G * a.meanSquare * broadcastRepeat(ctx, 1))];
+  // ∂a = g·b: E[∂a²] = E[g²]E[b²] (×R_a); ∂b = g·a likewise — coherently where g is (coherence.ts).
+  return [
+    coherentSum(ctx, 0, G, 1) ?? gradScale(G * b.meanSquare * broadcastRepeat(ctx, 0)),
+    coherentSum(ctx, 1, G, 0) ?? gradScale(G * a.meanSquare * broadcastRepeat(ctx, 1)),
+  ];
+}
+
+/**
+ * The coherence of a gradient g·f for input i, where f is constant along the coherent axes of g
+ * (the operand giving f is broadcast along them) and input i is not summed along them; else null.
+ */
+function keptCoherence(ctx: BackwardContext, i: number, constantFactor: number | null, shareFactor = 1): Coherence | null {
+  const coh = coherenceOf(ctx.outputGrads[0]);
+  const out = outShape(ctx);
+  const R = broadcastAxes(ctx, i);
+  const inRank = inShape(ctx, i)?.length;
+  if (!coh || !out || !R || inRank === undefined || R.length > 0) return null;
+  if (constantFactor !== null) {
+    const Rf = broadcastAxes(ctx, constantFactor);
+    if (!Rf || !coh.axes.every((a) => Rf.includes(a))) return null;
+  }
+  return { axes: axesToInput(coh.axes, out.length, inRank), share: coh.share * shareFactor };
 }
 
 function divBackward(ctx: BackwardContext): (Scale | null)[] {
@@ -327,7 +375,7 @@ function divBackward(ctx: BackwardContext): (Scale | null)[] {
   const inv4 = momentsOf(applyFn(db, (x) => 1 / (x * x * x * x), 'recip4', gaussianOf(b.mean, b.meanSquare)));
   // ∂a = g/b: E[g²]E[1/b²]; ∂b = −g·a/b²: E[g²]E[a²]E[1/b⁴].
   return [
-    inv2 ? gradScale(G * inv2.mean * broadcastRepeat(ctx, 0)) : null,
+    inv2 ? withCoherence(gradScale(G * inv2.mean * broadcastRepeat(ctx, 0)), keptCoherence(ctx, 0, 1)) : null,
     inv4 ? gradScale(G * a.meanSquare * inv4.mean * broadcastRepeat(ctx, 1)) : null,
   ];
 }
@@ -347,8 +395,11 @@ function whereBackward(ctx: BackwardContext): (Scale | null)[] {
   const G = g2(ctx);
   if (G === null) return [null, null, null];
   const { p } = conditionShare(ctx);
-  const ga = ctx.inputs[1] ? gradScale(G * p * broadcastRepeat(ctx, 1), 'medium', 1 - p) : null;
-  const gb = ctx.inputs[2] ? gradScale(G * (1 - p) * broadcastRepeat(ctx, 2), 'medium', p) : null;
+  // A coherent part c of g: c·1[cond] keeps c·p constant (power C·p² of G·p), unless the
+  // condition is itself constant along those axes.
+  const kept = (i: number, q: number): Coherence | null => keptCoherence(ctx, i, 0) ?? keptCoherence(ctx, i, null, q);
+  const ga = ctx.inputs[1] ? withCoherence(gradScale(G * p * broadcastRepeat(ctx, 1), 'medium', 1 - p), kept(1, p)) : null;
+  const gb = ctx.inputs[2] ? withCoherence(gradScale(G * (1 - p) * broadcastRepeat(ctx, 2), 'medium', p), kept(2, 1 - p)) : null;
   return [null, ga, gb];
 }
 
@@ -364,7 +415,7 @@ function meanBackward(ctx: BackwardContext): (Scale | null)[] {
   const G = g2(ctx);
   if (G === null) return ctx.inputs.map(() => null);
   const n = ctx.inputs.filter(Boolean).length;
-  return ctx.inputs.map((s, i) => (s ? gradScale((G / (n * n)) * broadcastRepeat(ctx, i)) : null));
+  return ctx.inputs.map((s, i) => (s ? (coherentSum(ctx, i, G, null, 1 / (n * n)) ?? gradScale((G / (n * n)) * broadcastRepeat(ctx, i))) : null));
 }
 
 export const rules: RuleTable = {

@@ -10,6 +10,9 @@
  * ConvTranspose is the same with the taps that reach each output position.
  * PRIMER §4: every input element takes part in (outputs × K_eff / its count) products:
  * E[∂x²] = that · E[g²]E[w²]; likewise E[∂W²] = (outputs × K_eff / |W|)·E[x²]E[g²].
+ * A coherent output gradient (the gradient of a global pool: the same at every position,
+ * coherence.ts) sums coherently in ∂W against the input's per-channel means, and keeps its
+ * structure through ∂x (coherentConvBackward).
  */
 import type { Dim } from '../../onnx/model.js';
 import { gaussianOf, sumDist } from '../dist.js';
@@ -26,6 +29,7 @@ import {
   shapeOf,
   type ConstSource,
 } from '../helpers.js';
+import { coherenceOf, constantPart, gradParts, meanPower, summedPower, withCoherence } from '../coherence.js';
 import type { Scale } from '../scale.js';
 import type { BackwardContext, RuleContext, RuleTable } from './types.js';
 
@@ -39,32 +43,38 @@ interface AxisGeom {
   padBegin: number;
 }
 
-/** Histogram of valid-tap masks over the output positions of one axis: mask (bits over taps) → share. */
-function axisPatterns(g: AxisGeom, transpose: boolean): Map<number, number> {
-  const full = (1 << g.kernel) - 1;
-  if (g.inSize === null || g.outSize === null || g.outSize <= 0 || g.kernel > 30) {
-    if (!transpose) return new Map([[full, 1]]);
+/**
+ * Histogram over the output positions of one axis of which kernel taps fall inside the input:
+ * key (the valid taps, listed) → { taps, share }. Any kernel size (a 1-D STFT basis has 256+ taps).
+ */
+function axisPatterns(g: AxisGeom, transpose: boolean): Map<string, { taps: number[]; share: number }> {
+  const all = Array.from({ length: g.kernel }, (_, j) => j);
+  if (g.inSize === null || g.outSize === null || g.outSize <= 0) {
+    if (!transpose) return new Map([['all', { taps: all, share: 1 }]]);
     // Transposed without sizes: on average kernel/stride taps reach a position; approximate by a
     // pattern of that many taps.
     const k = Math.max(1, Math.round(g.kernel / g.stride));
-    return new Map([[(1 << k) - 1, 1]]);
+    return new Map([['avg', { taps: all.slice(0, k), share: 1 }]]);
   }
-  const hist = new Map<number, number>();
+  const hist = new Map<string, { taps: number[]; share: number }>();
   for (let o = 0; o < g.outSize; o++) {
-    let mask = 0;
+    const taps: number[] = [];
     for (let j = 0; j < g.kernel; j++) {
       if (!transpose) {
         const i = o * g.stride - g.padBegin + j * g.dilation;
-        if (i >= 0 && i < g.inSize) mask |= 1 << j;
+        if (i >= 0 && i < g.inSize) taps.push(j);
       } else {
         const t = o + g.padBegin - j * g.dilation;
         if (t % g.stride === 0) {
           const i = t / g.stride;
-          if (i >= 0 && i < g.inSize) mask |= 1 << j;
+          if (i >= 0 && i < g.inSize) taps.push(j);
         }
       }
     }
-    hist.set(mask, (hist.get(mask) ?? 0) + 1 / g.outSize);
+    const key = taps.join(',');
+    const h = hist.get(key);
+    if (h) h.share += 1 / g.outSize;
+    else hist.set(key, { taps, share: 1 / g.outSize });
   }
   return hist;
 }
@@ -122,10 +132,10 @@ function combinedPatterns(geoms: AxisGeom[], transpose: boolean): { taps: number
     const hist = axisPatterns(g, transpose);
     const next: { taps: number[]; share: number }[] = [];
     for (const p of acc)
-      for (const [mask, share] of hist) {
+      for (const h of hist.values()) {
         const taps: number[] = [];
-        for (const t of p.taps) for (let j = 0; j < g.kernel; j++) if (mask & (1 << j)) taps.push(t * g.kernel + j);
-        next.push({ taps, share: p.share * share });
+        for (const t of p.taps) for (const j of h.taps) taps.push(t * g.kernel + j);
+        next.push({ taps, share: p.share * h.share });
       }
     acc = next;
   }
@@ -299,7 +309,140 @@ function convBackward(ctx: BackwardContext, transpose: boolean): (Scale | null)[
     const nb = countOf(ctx, 2) ?? 1;
     out[2] = gradScale((outCount / nb) * g.meanSquare);
   }
+  if (!transpose && coherenceOf(g)) coherentConvBackward(ctx, out);
   return out;
+}
+
+/** Per spatial axis and tap: the number of output positions where the tap lands inside the input. */
+function validCounts(geo: AxisGeom[]): number[][] | null {
+  const out: number[][] = [];
+  for (const a of geo) {
+    if (a.inSize === null || a.outSize === null) return null;
+    const n = new Array<number>(a.kernel).fill(0);
+    for (let o = 0; o < a.outSize; o++)
+      for (let j = 0; j < a.kernel; j++) {
+        const i = o * a.stride - a.padBegin + j * a.dilation;
+        if (i >= 0 && i < a.inSize) n[j]!++;
+      }
+    out.push(n);
+  }
+  return out;
+}
+
+/** Largest weight-count × pattern-count spent on a coherent input gradient. */
+const COHERENT_WORK = 5e7;
+
+/**
+ * Conv backward with a coherent output gradient g = c + w (coherence.ts; c constant along the
+ * axes A of y: spatial and/or batch):
+ *  - weight: ∂W[m,c,j] = Σ_{b,o valid for j} g·x. Over the N_j valid positions of tap j, of which
+ *    N_{A,j} along A: E[∂W_j²] = N_j·(F·E[x²] + N_{A,j}·C·D_x(N_{A,j})), averaged over taps;
+ *  - bias: Σ_{b,o} g = P·(F + P_A·C);
+ *  - input, when c is constant along every spatial axis: ∂x_i = Σ_m c_m·S_{mc,T(i)} (+ the
+ *    independent part, as before), S the kernel summed over the taps T(i) that reach input position
+ *    i. Its power is mean_i Σ_m S²·C and its part constant over positions is
+ *    (Σ_m (Σ_j w_j·N_j/P_in)²)·C — each tap reaches N_j of the P_in positions. A 1×1 stride-1
+ *    kernel keeps the share as it is along any axes.
+ */
+function coherentConvBackward(ctx: BackwardContext, out: (Scale | null)[]): void {
+  const g = ctx.outputGrads[0]!;
+  const x = ctx.inputs[0]!;
+  const { G, C, F, axes } = gradParts(g);
+  const A = axes.filter((a) => a !== 1);
+  const ys = numShapeOf(outShapeOf(ctx, 0));
+  const src = constSource(ctx, 1);
+  const ws = src?.dims ?? numShapeOf(shapeOf(ctx, 1));
+  if (!ys || !ws || ws.length < 3 || A.length === 0) return;
+  const kernel = ctx.attrs.ints('kernel_shape') ?? ws.slice(2);
+  const geo = geometry(ctx, kernel, false);
+  const counts = validCounts(geo);
+  if (!counts) return;
+  const B = ys[0]!;
+  const nsp = kernel.length;
+  const spatialA = A.filter((a) => a >= 2).map((a) => a - 2);
+  const batchA = A.includes(0);
+  const kvol = kernel.reduce((p, k) => p * k, 1);
+  // Per flat tap: N_j (valid output positions) and N_{A,j} (those along A).
+  const Nj = new Float64Array(kvol);
+  const NAj = new Float64Array(kvol);
+  for (let j = 0; j < kvol; j++) {
+    let r = j;
+    let n = 1;
+    let na = batchA ? B : 1;
+    for (let a = nsp - 1; a >= 0; a--) {
+      const ja = r % kernel[a]!;
+      r = Math.floor(r / kernel[a]!);
+      const c = counts[a]![ja]!;
+      n *= c;
+      if (spatialA.includes(a)) na *= c;
+    }
+    Nj[j] = n;
+    NAj[j] = na;
+  }
+  const X = x.meanSquare;
+  const M = constantPart(x, ctx.channels?.(0) ?? null, A);
+  const conf = derivedConfidence(g, x);
+  const c = conf === 'high' || conf === 'exact' ? 'medium' : conf;
+  if (ctx.inputs[1]) {
+    let e = 0;
+    for (let j = 0; j < kvol; j++) if (Nj[j]! > 0) e += B * Nj[j]! * (F * X + NAj[j]! * C * meanPower(X, M, NAj[j]!));
+    out[1] = gradScale(e / kvol, c);
+  }
+  if (ctx.inputs[2] && out[2]) {
+    const R = ys.map((_, k) => k).filter((k) => k !== 1);
+    const s = summedPower(g, R, ys, null);
+    if (s) out[2] = gradScale(s.power, c);
+  }
+  // Input gradient.
+  const xs = numShapeOf(shapeOf(ctx, 0));
+  if (!xs || !out[0]) return;
+  const strides = ctx.attrs.ints('strides') ?? new Array(nsp).fill(1);
+  const pads = ctx.attrs.ints('pads') ?? new Array(2 * nsp).fill(0);
+  const pointwise = kvol === 1 && strides.every((v) => v === 1) && pads.every((v) => v === 0) && xs.slice(2).every((d, a) => d === ys[a + 2]);
+  if (pointwise) {
+    out[0] = withCoherence(out[0], { axes: A, share: C / G });
+    return;
+  }
+  if (!src || !Array.from({ length: nsp }, (_, a) => a).every((a) => spatialA.includes(a))) return;
+  const group = ctx.attrs.int('group', 1)!;
+  const Mout = ws[0]!;
+  const cl = ws[1]!;
+  const cin = cl * group;
+  const Pin = xs.slice(2).reduce((p, d) => p * d, 1);
+  const fwdGeo = geo;
+  const back = fwdGeo.map((a) => ({ ...a, inSize: a.outSize, outSize: a.inSize }));
+  const patterns = combinedPatterns(back, true);
+  if (patterns.length * Mout * cl * kvol > COHERENT_WORK) return;
+  const w = 'chunks' in src ? src.toFloat64() : src.data;
+  let dcSum = 0;
+  const powT = new Float64Array(patterns.length);
+  for (let r = 0; r < Mout * cl; r++) {
+    const base = r * kvol;
+    let s = 0;
+    for (let j = 0; j < kvol; j++) s += w[base + j]! * Nj[j]!;
+    s /= Pin;
+    dcSum += s * s;
+    patterns.forEach((p, t) => {
+      let st = 0;
+      for (const j of p.taps) st += w[base + j]!;
+      powT[t]! += st * st;
+    });
+  }
+  let pc = 0;
+  patterns.forEach((p, t) => (pc += p.share * powT[t]!));
+  const coherentPower = (C * pc) / cin;
+  const dc = (C * dcSum) / cin;
+  const exact = inputGradEnergy(ctx);
+  if (exact === null) return;
+  const indep = exact * F;
+  const total = coherentPower + indep;
+  if (!(total > 0)) return;
+  out[0] = withCoherence(gradScale(total, c), { axes: A, share: dc / total });
+}
+
+function numShapeOf(s: (Dim | null)[] | null | undefined): number[] | null {
+  if (!s) return null;
+  return s.every((d): d is number => typeof d === 'number') ? (s as number[]) : null;
 }
 
 /**

@@ -7,7 +7,8 @@
  * which is the primer's formula with the real column sums instead of K²E[w]².
  * PRIMER §4: ∂x = g·Wᵀ: E[∂x²] = N_out·E[g²]E[w²]; ∂W = xᵀg: E[∂W²] = B·E[x²]E[g²]. In general
  * each input element takes part in (outputs × K / its own count) products, which is N_out for x
- * and the number of rows B for W (including broadcast batch dims).
+ * and the number of rows B for W (including broadcast batch dims). A gradient coherent along
+ * rows (the gradient of a mean over tokens) sums coherently in ∂W (coherence.ts).
  */
 import type { Dim } from '../../onnx/model.js';
 import { gaussianOf, productDist, sumDist } from '../dist.js';
@@ -25,6 +26,7 @@ import {
   broadcastRepeat,
   type ConstSource,
 } from '../helpers.js';
+import { axesToInput, broadcastAxes, coherenceOf, inputMeanPower, inShape, outShape, summedPower, withCoherence } from '../coherence.js';
 import type { Scale } from '../scale.js';
 import { sliceSums } from '../weights.js';
 import type { BackwardContext, RuleContext, RuleTable } from './types.js';
@@ -257,8 +259,46 @@ function matmulBackward(ctx: BackwardContext, alpha = 1, transA = false): (Scale
     const beta = ctx.attrs.float('beta', 1)!;
     out.push(ctx.inputs[2] ? gradScale(g.meanSquare * beta * beta * broadcastRepeat(ctx, 2)) : null);
   }
+  if (coherenceOf(g) && !transA) coherentMatmulBackward(ctx, out, alpha);
   return out;
 }
+
+/**
+ * A coherent output gradient g = c + w (coherence.ts), c constant along some row axes (a mean over
+ * tokens, say), and a 2-D second operand W:
+ *  - ∂W = Σ_rows x_r g_r: E[∂W²] = P_R·(F·E[x²] + P_{R∩A}·C·D_x) over the rows R (x's feature
+ *    means make D_x large);
+ *  - ∂x = g·Wᵀ acts on the last axis only: c·Wᵀ is still constant along the row axes of A, with
+ *    the same share of the power;
+ *  - a bias summed over the rows: P_R·(F + P_{R∩A}·C).
+ */
+function coherentMatmulBackward(ctx: BackwardContext, out: (Scale | null)[], alpha: number): void {
+  const g = ctx.outputGrads[0]!;
+  const coh = coherenceOf(g)!;
+  const ys = outShape(ctx);
+  const ws = inShape(ctx, 1);
+  const xs = inShape(ctx, 0);
+  if (!ys || !ws || !xs || ws.length !== 2 || ys.length < 2) return;
+  const last = ys.length - 1;
+  const rows = ys.map((_, k) => k).filter((k) => k !== last);
+  const ga = { ...g, meanSquare: g.meanSquare * alpha * alpha };
+  const x = ctx.inputs[0]!;
+  const conf = derivedConfidence(g, x);
+  const c = conf === 'high' || conf === 'exact' ? 'medium' : conf;
+  if (out[1]) {
+    const s = summedPower(ga, rows, ys, { X: x.meanSquare, dc: (axes) => inputMeanPower(ctx, 0, axes, ys) });
+    if (s) out[1] = gradScale(s.power, c);
+  }
+  const keep = coh.axes.filter((a) => a !== last);
+  if (out[0] && keep.length) out[0] = withCoherence(out[0], { axes: axesToInput(keep, ys.length, xs.length), share: coh.share });
+  if (out[2]) {
+    const R = broadcastAxes(ctx, 2);
+    const beta = ctx.attrs.float('beta', 1)!;
+    const s = R ? summedPower({ ...g, meanSquare: g.meanSquare * beta * beta }, R, ys, null) : null;
+    if (s) out[2] = gradScale(s.power, c);
+  }
+}
+
 
 export const rules: RuleTable = {
   MatMul: { forward: matmul, backward: (ctx) => matmulBackward(ctx) },

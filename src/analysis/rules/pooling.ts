@@ -13,7 +13,11 @@
  *
  * Neighbouring activations are assumed independent: for smooth feature maps the variance of an
  * average is larger than predicted (each note says so).
+ * Backward with a coherent gradient (coherence.ts): overlapping AveragePool windows add its
+ * constant part coherently; MaxPool keeps it on the share of positions that win.
  */
+import { coherenceOf, withCoherence } from '../coherence.js';
+import { gradScale } from '../helpers.js';
 import type { Confidence, Scale } from '../scale.js';
 import { unknownScale, varianceOf } from '../scale.js';
 import { powerSumScale, reduceScale } from './reduce.js';
@@ -175,7 +179,25 @@ const averagePool: OpRule = {
     const r = (numel(outShape) * area) / numel(inShape);
     const mean = (r * g.mean) / area;
     const variance = (r * varianceOf(g)) / (area * area);
-    return [{ mean, meanSquare: mean * mean + variance, dist: { kind: 'gaussian', mean, std: Math.sqrt(variance) }, absmax: null, confidence: minConfidence(g.confidence, 'medium') }];
+    const plain: Scale = { mean, meanSquare: mean * mean + variance, dist: { kind: 'gaussian', mean, std: Math.sqrt(variance) }, absmax: null, confidence: minConfidence(g.confidence, 'medium') };
+    const coh = coherenceOf(g);
+    const kernel = ctx.attrs.ints('kernel_shape');
+    if (!coh || !kernel || inShape.length !== kernel.length + 2) return [plain];
+    // A coherent part c of g (coherence.ts): along an axis of A the r_a windows over an element
+    // carry the same c, so they add coherently (r_a² instead of r_a); per axis
+    // r_a = out_a·k_a / in_a. The result is still constant along A (borders aside).
+    let cohGain = 1;
+    let indepGain = 1;
+    kernel.forEach((k, a) => {
+      const ra = (outShape[a + 2]! * k) / inShape[a + 2]!;
+      indepGain *= ra / (k * k);
+      cohGain *= (coh.axes.includes(a + 2) ? ra * ra : ra) / (k * k);
+    });
+    const C = coh.share * g.meanSquare;
+    const F = g.meanSquare - C;
+    const total = C * cohGain + F * indepGain;
+    if (!(total > 0)) return [plain];
+    return [withCoherence(gradScale(total, minConfidence(g.confidence, 'medium')), { axes: coh.axes, share: (C * cohGain) / total })];
   },
 };
 
@@ -224,7 +246,11 @@ const maxPool: OpRule = {
     const ratio = numel(outShape) / numel(inShape);
     const frac = Math.min(1, ratio);
     const cond = { ...g, meanSquare: (g.meanSquare * ratio) / frac, mean: (g.mean * ratio) / frac, exactRisk: undefined };
-    return [capped(sparseGrad(cond, frac, 'only each window’s maximum receives its gradient'), 'medium')];
+    // A coherent part c of g lands on the share `frac` of positions: its part constant along the
+    // same axes is c·frac, so the coherent share becomes κ·frac (coherence.ts).
+    const coh = coherenceOf(g);
+    const res = capped(sparseGrad({ ...cond, coherent: undefined }, frac, 'only each window’s maximum receives its gradient'), 'medium');
+    return [withCoherence(res, coh ? { axes: coh.axes, share: coh.share * frac } : null)];
   },
 };
 

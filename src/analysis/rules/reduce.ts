@@ -15,6 +15,10 @@
  * - Prod: E[Πx] = μⁿ, E[(Πx)²] = (E[x²])ⁿ, exact for independent factors but a wild, heavy-tailed
  *   distribution: confidence 'low'.
  * - TopK values: a random element of the top k of n, from the distribution's atoms.
+ *
+ * Backward: Mean / Sum broadcast g (÷ n) over the reduced axes, so the input's gradient is the
+ * same at every reduced position: it is marked coherent along those axes (coherence.ts), which
+ * the weight-gradient and broadcast rules upstream use.
  */
 import { atomsOf, expectDist, expectScale, extremeOfK, registerPushforward } from '../quadrature.js';
 import type { Confidence, PredictedDistribution, Scale } from '../scale.js';
@@ -35,6 +39,7 @@ import {
 } from './shape-ops.js';
 import type { BackwardContext, OpRule, RuleContext, RuleTable } from './types.js';
 import { applyElementwise, UNARY } from './unary.js';
+import { withCoherence } from '../coherence.js';
 
 const INDEPENDENT = 'reduced elements assumed independent (correlated inputs, e.g. feature maps, give a larger variance)';
 
@@ -71,6 +76,25 @@ export function reduceExtent(ctx: RuleContext): Extent {
   if (!inShape || rank === null) return fallbackExtent(ctx);
   const dims = [...new Set(axes.map((a) => normaliseAxis(a, rank)))].map((a) => inShape[a] ?? null);
   return { n: product(dims), identity: false };
+}
+
+/** The reduced axes (non-negative, of the input), when known. */
+export function reducedAxes(ctx: RuleContext): number[] | null {
+  const op = ctx.node.opType;
+  const rank = rankOf(ctx.inputTypes[0]);
+  if (rank === null) return null;
+  if (op.startsWith('Global')) return Array.from({ length: Math.max(0, rank - 2) }, (_, k) => k + 2);
+  const axesFromInput = op === 'ReduceSum' ? ctx.opset >= 13 : ctx.opset >= 18;
+  let axes: number[];
+  if (axesFromInput) {
+    if (hasInput(ctx, 1)) {
+      const v = constantValues(ctx, 1);
+      if (!v) return null;
+      axes = Array.from(v);
+    } else axes = [];
+  } else axes = ctx.attrs.ints('axes') ?? [];
+  if (axes.length === 0) return ctx.attrs.int('noop_with_empty_axes', 0) === 1 ? [] : Array.from({ length: rank }, (_, k) => k);
+  return [...new Set(axes.map((a) => normaliseAxis(a, rank)))].sort((a, b) => a - b);
 }
 
 function product(dims: readonly (number | string | null)[]): number | null {
@@ -304,12 +328,17 @@ function reduceBackward(ctx: BackwardContext): (Scale | null)[] {
   if (identity) return [g, ...rest];
   if (n === null || !x) return [capped(g, 'low', 'reduction size unknown: gradient passed through'), ...rest];
   const kind = KIND[ctx.node.opType]!;
+  // ∂x = g/n (mean) or g (sum) broadcast over the reduced axes: the same value at every reduced
+  // position — fully coherent along them (coherence.ts).
+  const spread = (s: Scale): Scale => {
+    const axes = reducedAxes(ctx);
+    return withCoherence({ ...s, exactRisk: undefined }, axes && axes.length && n > 1 ? { axes, share: 1 } : null);
+  };
   switch (kind) {
     case 'mean':
-      // ∂x = g/n, broadcast.
-      return [scaleBy(g, 1 / n), ...rest];
+      return [spread(scaleBy(g, 1 / n)), ...rest];
     case 'sum':
-      return [{ ...g, exactRisk: undefined }, ...rest];
+      return [spread(g), ...rest];
     case 'max':
     case 'min':
       // Only the arg-extreme of each group receives g.

@@ -7,6 +7,7 @@
 import type { Attributes } from '../../onnx/attributes.js';
 import type { Node, TensorType } from '../../onnx/model.js';
 import type { TensorData } from '../../onnx/tensor.js';
+import type { ChannelStats } from '../channels.js';
 import type { ConstValue } from '../shapes/types.js';
 import type { Scale } from '../scale.js';
 
@@ -23,6 +24,14 @@ export interface RuleContext {
   constant(index: number): TensorData | null;
   /** Folded small values (shape arithmetic) from shape inference. */
   constValue(index: number): ConstValue | null;
+  /**
+   * Control flow (forward pass): propagate the subgraph held by attribute `attribute` (If
+   * branches, Loop/Scan `body`) with its formal inputs at `inputScales` (null: no scale, e.g. an
+   * iteration count) and the enclosing scopes' values visible; returns the scales of the
+   * subgraph's outputs. Absent where the engine does not offer it (backward pass, rule tests).
+   * Throws when the subgraph cannot be analysed.
+   */
+  subgraph?(attribute: string, inputScales: (Scale | null)[]): (Scale | null)[];
 }
 
 export type ForwardRule = (ctx: RuleContext) => (Scale | null)[];
@@ -30,8 +39,13 @@ export type ForwardRule = (ctx: RuleContext) => (Scale | null)[];
 export interface BackwardContext extends RuleContext {
   /** Forward scales of this node's outputs. */
   outputs: (Scale | null)[];
-  /** Scales of the gradients arriving at each output (null: no gradient flows there). */
+  /**
+   * Scales of the gradients arriving at each output (null: no gradient flows there). A gradient
+   * may carry `coherent` (coherence.ts): a share of it constant along some axes.
+   */
   outputGrads: (Scale | null)[];
+  /** Channel-resolved forward statistics of input i (channels.ts), when known. */
+  channels?(index: number): ChannelStats | null;
 }
 
 /** Gradient scales for each input (null: not differentiable / no gradient). */

@@ -11,9 +11,12 @@
  * out), breakpoints (kinks and jumps), range (a bound on |y|), monotonicity, and poles (values
  * of x where f blows up: a Scale there gets confidence 'low' and a note instead of NaN).
  */
+import type { ChannelStats } from '../channels.js';
+import { coherenceOf, withCoherence } from '../coherence.js';
 import type { Attributes } from '../../onnx/attributes.js';
 import {
   type Breaks,
+  gaussExpectMany,
   erf,
   expectScale,
   mapDist,
@@ -383,10 +386,12 @@ function backward(ctx: BackwardContext): (Scale | null)[] {
   let zero = 0;
   let invalid = 0;
   const delta = poleDelta(x);
+  const derivs: { w: number; f: (v: number) => number; breaks: Breaks }[] = [];
   for (const { weight, fn } of spec.parts) {
     const w = weight / (total || 1);
     const d = fn.d ?? centralDifference(fn.f);
     const ex = excise(d, [...(fn.poles ?? []), ...(fn.derivPoles ?? [])], delta);
+    derivs.push({ w, f: ex.f, breaks: joinBreaks(fn.breaks, ex.breaks) });
     const r = expectScale(x, [ex.f, (v) => ex.f(v) ** 2, (v) => (ex.f(v) === 0 ? 1 : 0)], joinBreaks(fn.breaks, ex.breaks));
     const valid = 1 - r.invalid;
     if (valid > 1e-300) {
@@ -420,18 +425,48 @@ function backward(ctx: BackwardContext): (Scale | null)[] {
   } else {
     dist = { kind: 'gaussian', mean, std: Math.sqrt(Math.max(0, meanSquare - mean * mean)) };
   }
-  return [
-    {
-      mean,
-      meanSquare: Math.max(meanSquare, mean * mean),
-      dist,
-      absmax: null,
-      confidence,
-      ...(zero > 1e-9 ? { fracZero: Math.min(1, zero) } : {}),
-      ...(note ? { note } : {}),
-    },
-    ...rest,
-  ];
+  const out: Scale = {
+    mean,
+    meanSquare: Math.max(meanSquare, mean * mean),
+    dist,
+    absmax: null,
+    confidence,
+    ...(zero > 1e-9 ? { fracZero: Math.min(1, zero) } : {}),
+    ...(note ? { note } : {}),
+  };
+  // A coherent part c of g (constant along some axes) gives c·f'(x), whose part constant along
+  // them is c·E[f'(x)] — per channel when x's channels differ (coherence.ts): the share becomes
+  // κ·E_c[E[f'|c]²]/E[f'²].
+  const coh = coherenceOf(g);
+  if (!coh || !(d2 > 0)) return [withCoherence(out, null), ...rest];
+  const e1sq = channelDerivativePower(ctx.channels?.(0) ?? null, coh.axes, derivs) ?? d1 * d1;
+  return [withCoherence(out, { axes: coh.axes, share: (coh.share * Math.min(e1sq, d2)) / d2 }), ...rest];
+}
+
+/** Largest channel count for which E[f'] is integrated per channel. */
+const CHANNEL_DERIV_LIMIT = 4096;
+
+/**
+ * E_c[(E[f'(x_c)])²] over the channels of x (each ~ N(μ_c, v_c)), when the channel axis is not
+ * among the coherent axes; null when x has no Gaussian channel view.
+ */
+function channelDerivativePower(ch: ChannelStats | null, axes: number[], derivs: { w: number; f: (v: number) => number; breaks: Breaks }[]): number | null {
+  if (!ch || !ch.gaussian || axes.includes(ch.axis) || (ch.minor !== undefined && axes.includes(ch.minor))) return null;
+  const C = ch.mean.length;
+  if (C === 0 || C > CHANNEL_DERIV_LIMIT) return null;
+  let acc = 0;
+  for (let c = 0; c < C; c++) {
+    const mu = ch.mean[c]!;
+    const sd = Math.sqrt(Math.max(0, ch.ms[c]! - mu * mu));
+    let e = 0;
+    for (const d of derivs) {
+      const r = gaussExpectMany(mu, sd, [d.f], d.breaks);
+      const ok = 1 - r.invalid;
+      e += d.w * (ok > 0 ? r.values[0]! / ok : 0);
+    }
+    acc += e * e;
+  }
+  return acc / C;
 }
 
 const elementwise: OpRule = { forward, backward };

@@ -112,6 +112,37 @@ describe('Conv forward: fan-in lowered by padding, exact from the shapes (PRIMER
     expect(Math.abs(pred.meanSquare - r.m2.mean)).toBeLessThanOrEqual(5 * r.m2.seMean);
   });
 
+  it('a 1-D kernel wider than 30 taps (an STFT basis: 256 taps, stride 64)', () => {
+    // Tap patterns are lists, not bit masks: 256 taps must not wrap to none (RMS 0).
+    const [C, M, L, k, s] = [1, 6, 704, 256, 64];
+    const w = f32(gaussians(M * C * k, 0, 0.4, 9));
+    const OL = Math.floor((L - k) / s) + 1;
+    const samples = 400;
+    const m2 = new Float64Array(samples);
+    for (let t = 0; t < samples; t++) {
+      const x = gaussians(L, 0, 1, 700 + t);
+      for (let m = 0; m < M; m++)
+        for (let o = 0; o < OL; o++) {
+          let acc = 0;
+          for (let j = 0; j < k; j++) acc += x[o * s + j]! * w[m * k + j]!;
+          m2[t]! += (acc * acc) / (M * OL);
+        }
+    }
+    const pred = rules.Conv!.forward(
+      ruleContext({
+        op: 'Conv',
+        attrs: { strides: [s], kernel_shape: [k], pads: [0, 0] },
+        inputs: [
+          { scale: gaussianScale(0, 1), shape: [1, C, L] },
+          { scale: scaleOf(w), shape: [M, C, k], constant: Array.from(w) },
+        ],
+        outputs: [{ shape: [1, M, OL] }],
+      }),
+    )[0]!;
+    const b = stats(m2);
+    expect(Math.abs(pred.meanSquare - b.mean)).toBeLessThanOrEqual(5 * b.seMean);
+  });
+
   it('auto_pad SAME_UPPER pads like the explicit equivalent', () => {
     const g: Geo = { C: 2, H: 5, W: 5, M: 3, k: [3, 3], stride: [2, 2], dil: [1, 1], pads: [1, 1, 1, 1], group: 1 };
     const w = f32(gaussians(3 * 2 * 9, 0.2, 0.2, 3));
