@@ -5,6 +5,7 @@
  * DataView or a copy), and external data is read from its file in bounded chunks.
  */
 import { ModelError } from '../errors.js';
+import { q } from './quote.js';
 import { decode as decodeCode, formatForOnnxType } from '../formats/index.js';
 import { byteLength, DataType, dtypeBits, dtypeName, isFloatType } from './dtype.js';
 import { type ExternalRef, readRange, readRangeChunks, resolveExternal } from './external.js';
@@ -30,10 +31,10 @@ export class TensorData {
     this.dtype = proto.data_type ?? DataType.UNDEFINED;
     this.dims = (proto.dims ?? []).map((d) => toNumber(d));
     for (const d of this.dims) {
-      if (!Number.isSafeInteger(d) || d < 0) throw new ModelError(`tensor '${this.name}' has invalid dimension ${d}`);
+      if (!Number.isSafeInteger(d) || d < 0) throw new ModelError(`tensor ${q(this.name)} has invalid dimension ${d}`);
     }
     this.count = this.dims.reduce((a, b) => a * b, 1);
-    if (!Number.isSafeInteger(this.count)) throw new ModelError(`tensor '${this.name}' has an absurd element count`);
+    if (!Number.isSafeInteger(this.count)) throw new ModelError(`tensor ${q(this.name)} has an absurd element count`);
     const isExternal = proto.data_location === 1;
     if (isExternal) {
       const expected = this.dtype === DataType.STRING ? null : byteLength(this.dtype, this.count);
@@ -65,12 +66,12 @@ export class TensorData {
 
   private checkInlineSize(): void {
     if (this.dtype === DataType.STRING || this.dtype === DataType.UNDEFINED) return;
-    if (dtypeBits(this.dtype) === 0) throw new ModelError(`tensor '${this.name}' has unsupported data type ${this.dtype}`);
+    if (dtypeBits(this.dtype) === 0) throw new ModelError(`tensor ${q(this.name)} has unsupported data type ${this.dtype}`);
     if (this.hasRaw()) {
       const want = byteLength(this.dtype, this.count);
       if (this.proto.raw_data!.length !== want) {
         throw new ModelError(
-          `tensor '${this.name}' raw_data has ${this.proto.raw_data!.length} bytes, its shape needs ${want}`,
+          `tensor ${q(this.name)} raw_data has ${this.proto.raw_data!.length} bytes, its shape needs ${want}`,
         );
       }
       return;
@@ -81,7 +82,7 @@ export class TensorData {
     // An empty field with a non-empty shape is how some exporters write all-default data
     // (rare, but legal for zero-size tensors only); anything else must match the shape.
     if (n !== need && !(n === 0 && this.count === 0)) {
-      throw new ModelError(`tensor '${this.name}' holds ${n} values, its shape ${JSON.stringify(this.dims)} needs ${need}`);
+      throw new ModelError(`tensor ${q(this.name)} holds ${n} values, its shape ${JSON.stringify(this.dims)} needs ${need}`);
     }
   }
 
@@ -114,9 +115,9 @@ export class TensorData {
   /** All values as float64 (floats decoded exactly; integers and bools as numbers). */
   toFloat64(): Float64Array {
     if (this.count > MAX_DECODE_ELEMENTS) {
-      throw new ModelError(`tensor '${this.name}' has ${this.count} elements: too large to decode at once`);
+      throw new ModelError(`tensor ${q(this.name)} has ${this.count} elements: too large to decode at once`);
     }
-    if (this.dtype === DataType.STRING) throw new ModelError(`tensor '${this.name}' holds strings, not numbers`);
+    if (this.dtype === DataType.STRING) throw new ModelError(`tensor ${q(this.name)} holds strings, not numbers`);
     if (!this.external && !this.hasRaw()) return decodeTypedFields(this.proto, this.dtype, this.count);
     return decodeRaw(this.rawBytes(), this.dtype, this.count);
   }
