@@ -8,6 +8,7 @@
  * distribution (summary.absmaxMeaning says so); null when even that is unknown.
  * Tensors with confidence 'unknown' get an empty `risk` and are left out of the summary.
  */
+import { maskShare } from './mask.js';
 import { DataType, dtypeName, isFloatType } from '../onnx/dtype.js';
 import type { Model, Node, TensorType } from '../onnx/model.js';
 import { parseFormat, type Format } from '../formats/index.js';
@@ -179,6 +180,8 @@ export function analyzeModel(model: Model, opts: AnalyzeOptions = {}): Report {
       order: e.order,
     };
     if (s.note) t.note = s.note;
+    const mask = gradOf ? null : maskShare(s.dist);
+    if (mask) t.maskFill = sig(mask.share)!;
     if (gradOf) t.gradientOf = gradOf === 'weight' ? 'weight' : gradOf === 'input' ? 'input' : 'activation';
     return t;
   };

@@ -4,6 +4,7 @@
  * Everything streams through `TensorData.chunks()`, so a multi-gigabyte weight never sits in
  * memory decoded; results are cached per tensor.
  */
+import { MASK_FILL } from './mask.js';
 import { RiskAccumulator, type Risk } from '../formats/risk.js';
 import type { Format } from '../formats/format.js';
 import type { TensorData } from '../onnx/tensor.js';
@@ -11,8 +12,6 @@ import type { PredictedDistribution, Scale } from './scale.js';
 
 /** At most this many distinct values make a tensor 'discrete' (masks, 0/1, small lookup sets). */
 export const MAX_DISCRETE = 16;
-/** Below this a value counts as a mask fill (float32 min is -3.4e38; -1e9/-1e4 fills are common too). */
-export const MASK_FILL = -1e4;
 
 export interface TensorStats {
   count: number;
@@ -31,6 +30,7 @@ export interface TensorStats {
   risk: Record<string, Risk>;
 }
 
+export const WSTATS = { calls: 0, computed: 0, elems: 0, names: new Set<string>() };
 const statsCache = new WeakMap<TensorData, Map<string, TensorStats>>();
 
 /** Exact statistics and per-format risk of a stored tensor, streamed chunk by chunk. */
@@ -39,7 +39,9 @@ export function tensorStats(t: TensorData, formats: Format[]): TensorStats {
   let byKey = statsCache.get(t);
   if (!byKey) statsCache.set(t, (byKey = new Map()));
   const hit = byKey.get(key);
+  WSTATS.calls++; WSTATS.names.add(t.name);
   if (hit) return hit;
+  WSTATS.computed++; WSTATS.elems += t.count;
 
   const acc = new RiskAccumulator(formats);
   let n = 0;

@@ -31,6 +31,8 @@ export interface GateCliOptions {
   maxOverflow?: string;
   maxUnderflow?: string;
   minSqnr?: string;
+  /** --check-masks: gate the overflow of attention-mask fills too. */
+  checkMasks?: boolean;
   /** A path, or false for --no-config. */
   config?: string | false;
   baseline?: string;
@@ -46,6 +48,7 @@ export function addGateOptions(cmd: Command): Command {
     .option('--max-overflow <fraction>', `largest tolerated share of a tensor's elements above the format max (default ${DEFAULT_MAX_OVERFLOW})`)
     .option('--max-underflow <fraction>', `largest tolerated share of a tensor's non-zero elements flushed to zero (default ${DEFAULT_MAX_UNDERFLOW})`)
     .option('--min-sqnr <dB>', 'smallest tolerated SQNR of a tensor in dB (default per format: 6.02·mantissa bits + 1.76)')
+    .option('--check-masks', 'also fail on attention-mask fills (e.g. float32 min), which overflow every low-precision format by design')
     .option('--config <path>', 'config file (default: unitscale.config.json or package.json "unitscale", searched upwards from the model, then from the working directory)')
     .option('--no-config', 'do not read any config file')
     .option('--baseline <report.json>', 'a previous JSON report: list what got worse (with --fail-on regression, fail on it)')
@@ -92,6 +95,7 @@ export function resolveGateSettings(opts: GateCliOptions, modelPath: string | nu
   const baselinePath = opts.baseline ?? c.baseline ?? null;
   const baseline = baselinePath ? readBaseline(path.resolve(cwd, baselinePath), baselinePath) : null;
   const gate = mergeGateConfig(c, { failOn: opts.failOn, maxOverflow: opts.maxOverflow, maxUnderflow: opts.maxUnderflow, minSqnr: opts.minSqnr }, baseline);
+  if (opts.checkMasks) gate.checkMasks = true;
   const active =
     gate.failOn.length > 0 ||
     baseline !== null ||

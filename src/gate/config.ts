@@ -16,7 +16,8 @@
  *   "dims": { "batch": 1, "sequence": 128 },
  *   "baseline": "unitscale-baseline.json",                         // relative to the config file
  *   "regression": { "headroomBits": 1, "sqnrDb": 3, "marginBits": 8 },
- *   "includeUnknown": false
+ *   "includeUnknown": false,
+ *   "checkMasks": false
  * }
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
@@ -71,6 +72,7 @@ export interface UnitscaleConfig {
   baseline?: string;
   regression?: Partial<RegressionTolerance>;
   includeUnknown?: boolean;
+  checkMasks?: boolean;
 }
 
 export interface LoadedConfig {
@@ -81,7 +83,7 @@ export interface LoadedConfig {
 
 const TOP_KEYS = [
   'formats', 'failOn', 'maxOverflow', 'maxUnderflow', 'minSqnr', 'thresholds', 'ignore', 'inputs', 'dims', 'shapes',
-  'baseline', 'regression', 'includeUnknown', '$schema', 'comment',
+  'baseline', 'regression', 'includeUnknown', 'checkMasks', '$schema', 'comment',
 ] as const;
 const THRESHOLD_KEYS = ['maxOverflow', 'maxUnderflow', 'minSqnr'] as const;
 const IGNORE_KEYS = ['tensor', 'node', 'op', 'kind', 'formats', 'categories', 'reason'] as const;
@@ -374,6 +376,10 @@ export function validateConfig(raw: unknown, where: string, baseDir: string): Un
       if (raw.regression[k] !== undefined) cfg.regression[k] = numberIn(raw.regression[k], at(`regression.${k}`), (n) => n >= 0 || k === 'marginBits', 'a number ≥ 0');
     }
   }
+  if (raw.checkMasks !== undefined) {
+    if (typeof raw.checkMasks !== 'boolean') throw new UsageError(`${at('checkMasks')}: expected true or false`);
+    cfg.checkMasks = raw.checkMasks;
+  }
   if (raw.includeUnknown !== undefined) {
     if (typeof raw.includeUnknown !== 'boolean') throw new UsageError(`${at('includeUnknown')}: expected true or false`);
     cfg.includeUnknown = raw.includeUnknown;
@@ -409,6 +415,7 @@ export function mergeGateConfig(file: UnitscaleConfig, flags: GateFlags, baselin
   if (file.ignore) cfg.ignore = [...file.ignore];
   cfg.regression = { ...DEFAULT_REGRESSION, ...file.regression };
   if (file.includeUnknown !== undefined) cfg.includeUnknown = file.includeUnknown;
+  if (file.checkMasks !== undefined) cfg.checkMasks = file.checkMasks;
 
   // CLI flags
   if (flags.failOn !== undefined) cfg.failOn = parseFailOn(flags.failOn);

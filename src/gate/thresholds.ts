@@ -71,6 +71,8 @@ export interface GateConfig {
   regression: RegressionTolerance;
   /** Also gate tensors whose prediction has confidence "unknown" (default false: their risk is a guess). */
   includeUnknown: boolean;
+  /** Also gate the overflow of attention-mask fills (default false: they overflow by design). */
+  checkMasks: boolean;
 }
 
 export const DEFAULT_MAX_OVERFLOW = 1e-6;
@@ -99,6 +101,7 @@ export function defaultGateConfig(): GateConfig {
     baseline: null,
     regression: { ...DEFAULT_REGRESSION },
     includeUnknown: false,
+    checkMasks: false,
   };
 }
 

@@ -293,6 +293,9 @@ function toReport(e: Entry): TensorReport {
       nonFinite: s.nonFinite,
       log2Hist: s.log2Hist,
     };
+    // Elements at a mask fill overflow by design; below -1e9 nothing else is a plausible
+    // activation, so only then is the share reported as a mask (the gate then skips it).
+    if (s.fracMasked > 0 && s.min <= -1e9) r.maskFill = s.fracMasked;
     if (s.nonFinite > 0) notes.push(`${s.nonFinite} non-finite values (statistics cover the finite ones)`);
     const note = specialNote(s);
     if (note) notes.push(note);

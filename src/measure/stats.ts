@@ -19,6 +19,7 @@
  *   bits for float32 data).
  * - Per-format risk from the formats module's RiskAccumulator.
  */
+import { MASK_FILL } from '../analysis/mask.js';
 import { RiskAccumulator, type Format } from '../formats/index.js';
 import type { FormatRisk } from '../report/types.js';
 
@@ -26,6 +27,8 @@ export interface MeasuredStats {
   count: number;
   /** Elements that are NaN or ±Inf (excluded from everything else). */
   nonFinite: number;
+  /** Share of finite elements ≤ the mask-fill threshold (-1e4). */
+  fracMasked: number;
   mean: number;
   std: number;
   rms: number;
@@ -73,6 +76,8 @@ export class TensorStats {
   private min = Infinity;
   private max = -Infinity;
   private zeros = 0;
+  /** Elements at or below an attention-mask fill (see src/analysis/mask.ts). */
+  private masked = 0;
   private readonly log2 = new Float64Array(LOG2_BINS);
   /** Counts of |x| float32 bits >>> COARSE_SHIFT over every chunk (first radix level of the quantiles). */
   private readonly coarse = new Float64Array(COARSE_BINS);
@@ -105,6 +110,7 @@ export class TensorStats {
     let min = this.min;
     let max = this.max;
     let zeros = 0;
+    let masked = 0;
     if (values instanceof Float32Array) {
       for (let i = 0; i < len; i++) {
         const x = values[i]!;
@@ -114,6 +120,7 @@ export class TensorStats {
         if (x < min) min = x;
         if (x > max) max = x;
         zeros += +(x === 0);
+        masked += +(x <= MASK_FILL);
       }
     } else {
       for (let i = 0; i < len; i++) {
@@ -124,9 +131,11 @@ export class TensorStats {
         if (x < min) min = x;
         if (x > max) max = x;
         zeros += +(x === 0);
+        masked += +(x <= MASK_FILL);
       }
     }
     const nonFinite = len - n;
+    this.masked += masked;
     this.nonFinite += nonFinite;
     this.min = min;
     this.max = max;
@@ -254,7 +263,7 @@ export class TensorStats {
     if (n === 0) {
       return {
         count: 0, nonFinite: this.nonFinite, mean: NaN, std: NaN, rms: NaN, min: NaN, max: NaN, absmax: NaN,
-        fracZero: NaN, absP50: NaN, absP99: NaN, absP999: NaN, quantilesExact: true, log2Hist, risk,
+        fracZero: NaN, fracMasked: 0, absP50: NaN, absP99: NaN, absP999: NaN, quantilesExact: true, log2Hist, risk,
       };
     }
     const variance = Math.max(0, this.m2 / n);
@@ -279,6 +288,7 @@ export class TensorStats {
       max: this.max,
       absmax: Math.max(Math.abs(this.min), Math.abs(this.max)),
       fracZero: this.zeros / n,
+      fracMasked: this.masked / n,
       absP50: quant[0]!,
       absP99: quant[1]!,
       absP999: quant[2]!,

@@ -38,6 +38,11 @@ export interface TensorReport {
   confidence?: 'exact' | 'high' | 'medium' | 'low' | 'unknown';
   /** Why a tensor is special (e.g. "mask filled with float32 min"), or why it is unknown. */
   note?: string;
+  /**
+   * Share of elements at an attention-mask fill value (≤ -1e4, e.g. float32's lowest): they
+   * overflow by design. The gate does not count that overflow unless `checkMasks` is set.
+   */
+  maskFill?: number;
   /** Topological position of the producer (for plots along the graph). */
   order?: number;
   /** For gradients: the kind of the value the gradient belongs to. */

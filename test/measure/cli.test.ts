@@ -60,7 +60,7 @@ describe('unitscale measure (command)', () => {
     expect(r.tensors.some((t) => t.predicted)).toBe(true);
   });
 
-  it('the command wires the gate: --fail-on overflow exits 1 on gpt2 (the float32-min mask)', async () => {
+  it('the command wires the gate: --fail-on overflow --check-masks exits 1 on gpt2 (the float32-min mask)', async () => {
     const p = new Command('unitscale').exitOverride();
     registerMeasure(p);
     const out: string[] = [];
@@ -69,7 +69,7 @@ describe('unitscale measure (command)', () => {
     const se = vi.spyOn(process.stderr, 'write').mockImplementation((s) => (err.push(String(s)), true));
     const before = process.exitCode;
     try {
-      await p.parseAsync(['measure', GPT2, '--json', '--formats', 'fp16', '--fail-on', 'overflow', '--no-config'], { from: 'user' });
+      await p.parseAsync(['measure', GPT2, '--json', '--formats', 'fp16', '--fail-on', 'overflow', '--check-masks', '--no-config'], { from: 'user' });
       expect(process.exitCode).toBe(1);
     } finally {
       so.mockRestore();

@@ -38,7 +38,7 @@ import {
 } from '../helpers.js';
 import { axesToInput, broadcastAxes, coherenceOf, inputAlong, inputMeanPower, inShape, outShape, summedPower, withCoherence } from '../coherence.js';
 import type { Coherence, PredictedDistribution, Scale } from '../scale.js';
-import { MASK_FILL } from '../weights.js';
+import { maskShare } from '../mask.js';
 import type { BackwardContext, RuleContext, RuleTable } from './types.js';
 
 const mom = (s: Scale): Moments => ({ mean: s.mean, meanSquare: s.meanSquare });
@@ -46,22 +46,8 @@ const mom = (s: Scale): Moments => ({ mean: s.mean, meanSquare: s.meanSquare });
 /** A note when a distribution holds mask-fill points (huge negative values). */
 function maskNote(d: PredictedDistribution): string | undefined {
   if (d.kind !== 'mixture' && d.kind !== 'discrete') return undefined;
-  let share = 0;
-  let fill = 0;
-  const visit = (w: number, x: PredictedDistribution): void => {
-    if (x.kind === 'discrete') {
-      const W = x.weights.reduce((a, b) => a + b, 0) || 1;
-      x.values.forEach((v, i) => {
-        if (v <= MASK_FILL) {
-          share += (w * x.weights[i]!) / W;
-          fill = Math.min(fill, v);
-        }
-      });
-    } else if (x.kind === 'mixture') for (const p of x.parts) visit(w * p.weight, p.dist);
-  };
-  visit(1, d);
-  if (share === 0) return undefined;
-  return `masked: ${(share * 100).toFixed(1)}% of elements at the mask fill ${fill.toPrecision(4)}`;
+  const m = maskShare(d);
+  return m ? `masked: ${(m.share * 100).toFixed(1)}% of elements at the mask fill ${m.fill.toPrecision(4)}` : undefined;
 }
 
 // ---------------------------------------------------------------------------------------------

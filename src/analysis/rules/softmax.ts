@@ -21,7 +21,7 @@ import type { TensorData } from '../../onnx/tensor.js';
 import { gaussHermite, mixtureOf, momentsOf, nodesOf, pointDist } from '../dist.js';
 import { derivedConfidence, gradScale, joinNotes, makeScale, shapeFor, shapeOf } from '../helpers.js';
 import type { PredictedDistribution, Scale } from '../scale.js';
-import { MASK_FILL } from '../weights.js';
+import { MASK_FILL } from '../mask.js';
 import type { BackwardContext, RuleContext, RuleTable } from './types.js';
 
 const sigmoid = (t: number): number => (t >= 0 ? 1 / (1 + Math.exp(-t)) : Math.exp(t) / (1 + Math.exp(t)));
