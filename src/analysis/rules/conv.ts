@@ -119,7 +119,12 @@ function geometry(ctx: RuleContext, kernel: number[], transpose: boolean): AxisG
         pb = autoPad === 'SAME_UPPER' ? Math.floor(total / 2) : Math.ceil(total / 2);
       }
     }
-    out.push({ inSize: I, outSize: O, kernel: k, stride: s, dilation: d, padBegin: pb });
+    // Positions are enumerated one by one below. Along an axis far longer than the kernel the
+    // borders are a vanishing share, so such an axis (or an absurd, corrupted one) is treated
+    // as unknown: every tap counted valid, which is its limit.
+    const huge = (x: number | null) => x !== null && (!Number.isSafeInteger(x) || x > MAX_ENUMERATED_TAPS / Math.max(1, k));
+    if (huge(I) || huge(O)) out.push({ inSize: null, outSize: null, kernel: k, stride: s, dilation: d, padBegin: pb });
+    else out.push({ inSize: I, outSize: O, kernel: k, stride: s, dilation: d, padBegin: pb });
   }
   return out;
 }
@@ -151,8 +156,15 @@ export function convTapPatterns(ctx: RuleContext, transpose: boolean): { taps: n
   const ws = src?.dims ?? shapeOf(ctx, 1)?.map((d) => (typeof d === 'number' ? d : null));
   if (!ws || ws.length < 3 || ws.some((d) => d === null)) return null;
   const kernel = ctx.attrs.ints('kernel_shape') ?? (ws as number[]).slice(2);
-  return combinedPatterns(geometry(ctx, kernel, transpose), transpose);
+  const geoms = geometry(ctx, kernel, transpose);
+  // A kernel no real model has (corrupted dims) is left unknown rather than enumerated.
+  const absurd = (g: AxisGeom) => !Number.isSafeInteger(g.kernel) || g.kernel > MAX_ENUMERATED_TAPS;
+  if (geoms.some(absurd) || geoms.reduce((a, g) => a * g.kernel, 1) > MAX_ENUMERATED_TAPS) return null;
+  return combinedPatterns(geoms, transpose);
 }
+
+/** Most taps (output positions × kernel size, per axis; kernel volume overall) enumerated exactly. */
+const MAX_ENUMERATED_TAPS = 1 << 24;
 
 interface TapStats {
   /** Per output channel m and flat tap j: Σ over the input channels of its group of w. */

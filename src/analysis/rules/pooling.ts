@@ -24,6 +24,9 @@ import { powerSumScale, reduceScale } from './reduce.js';
 import { capped, minConfidence, mixtureScale, numel, numericShape, outputIsFloat, sparseGrad } from './shape-ops.js';
 import type { OpRule, RuleContext, RuleTable } from './types.js';
 
+/** Most window taps (output positions × kernel size, per axis) enumerated exactly. */
+const MAX_ENUMERATED_TAPS = 1 << 24;
+
 const INDEPENDENT = 'window elements assumed independent (smooth feature maps give a larger variance)';
 
 export interface AxisWindows {
@@ -48,7 +51,7 @@ export function axisWindows(
   autoPad: string,
   ceilMode: boolean,
   outSize?: number,
-): AxisWindows {
+): AxisWindows | null {
   const span = (k - 1) * d + 1;
   let out: number;
   if (autoPad === 'SAME_UPPER' || autoPad === 'SAME_LOWER') {
@@ -67,6 +70,9 @@ export function axisWindows(
     if (ceilMode && (out - 1) * s >= inSize + pb) out--;
   }
   if (outSize !== undefined && outSize > 0) out = outSize;
+  // The windows are enumerated one by one; a geometry no real model has (a corrupted or
+  // absurd shape, stride or pad) is left unknown rather than enumerated for minutes.
+  if (!Number.isSafeInteger(out) || out < 0 || out * k > MAX_ENUMERATED_TAPS) return null;
   const valid: number[] = [];
   const padded: number[] = [];
   for (let o = 0; o < out; o++) {
@@ -102,7 +108,8 @@ function geometry(ctx: RuleContext): Geometry | null {
   const axes = kernel.map((k, i) =>
     axisWindows(inShape[i + 2]!, k, strides[i] ?? 1, dil[i] ?? 1, pads[i] ?? 0, pads[i + r] ?? 0, autoPad, ceil, outShape && outShape.length === r + 2 ? outShape[i + 2] : undefined),
   );
-  return { axes };
+  if (axes.some((a) => a === null)) return null;
+  return { axes: axes as AxisWindows[] };
 }
 
 /** Average over output positions of Π_axes h(valid, divisor). */

@@ -19,7 +19,7 @@ export interface WindowParams {
 /** Kernel, strides, dilations, pads and auto_pad of a windowed op with `n` spatial dims. */
 export function windowParams(ctx: ShapeContext, n: number, kernel: Dim[]): WindowParams {
   const a = ctx.attrs;
-  return {
+  const p: WindowParams = {
     kernel,
     strides: a.ints('strides') ?? new Array<number>(n).fill(1),
     dilations: a.ints('dilations') ?? new Array<number>(n).fill(1),
@@ -27,6 +27,17 @@ export function windowParams(ctx: ShapeContext, n: number, kernel: Dim[]): Windo
     autoPad: a.string('auto_pad', 'NOTSET'),
     ceilMode: a.int('ceil_mode', 0) === 1,
   };
+  // The spec requires one stride/dilation per spatial axis (≥ 1) and pads ≥ 0: anything else is
+  // a malformed model, and letting it through would yield absurd shapes downstream.
+  const check = (name: string, v: number[], len: number, min: number) => {
+    if (v.length !== len || v.some((x) => !Number.isSafeInteger(x) || x < min)) {
+      fail(ctx, `${name} ${JSON.stringify(v)} is invalid for ${n} spatial axes`);
+    }
+  };
+  check('strides', p.strides, n, 1);
+  check('dilations', p.dilations, n, 1);
+  if (a.has('pads')) check('pads', p.pads, 2 * n, 0);
+  return p;
 }
 
 /**

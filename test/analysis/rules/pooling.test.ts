@@ -110,14 +110,18 @@ describe('pooling forward against a direct simulation (5 standard errors)', () =
 describe('geometry', () => {
   it('window counts, SAME padding and ceil_mode', () => {
     const a = axisWindows(7, 3, 2, 1, 1, 1, 'NOTSET', false);
-    expect(a.valid).toEqual([2, 3, 3, 2]);
-    expect(a.padded).toEqual([3, 3, 3, 3]);
+    expect(a!.valid).toEqual([2, 3, 3, 2]);
+    expect(a!.padded).toEqual([3, 3, 3, 3]);
     const same = axisWindows(5, 3, 1, 1, 0, 0, 'SAME_UPPER', false);
-    expect(same.valid).toEqual([2, 3, 3, 3, 2]);
+    expect(same!.valid).toEqual([2, 3, 3, 3, 2]);
     const ceil = axisWindows(6, 3, 2, 1, 0, 0, 'NOTSET', true);
-    expect(ceil.valid).toEqual([3, 3, 2]);
+    expect(ceil!.valid).toEqual([3, 3, 2]);
     const dil = axisWindows(7, 3, 1, 2, 0, 0, 'NOTSET', false);
-    expect(dil.valid).toEqual([3, 3, 3]);
+    expect(dil!.valid).toEqual([3, 3, 3]);
+  });
+  it('refuses to enumerate an absurd geometry (corrupted dims) instead of hanging', () => {
+    expect(axisWindows(2 ** 62, 3, 1, 1, 0, 0, 'NOTSET', false)).toBeNull();
+    expect(axisWindows(8, 3, 1, 1, 2 ** 40, 0, 'NOTSET', false)).toBeNull();
   });
 
   it('unknown spatial size: interior windows only, medium confidence', () => {
