@@ -41,14 +41,29 @@ const pushMomentCache = new WeakMap<object, Moments>();
 /** Pushforwards built as a·parent + b: their moments follow from the parent's without integrating. */
 const affineOf = new WeakMap<object, { parent: D; a: number; b: number }>();
 
-/** E[f(z)], E[f(z)²] for z ~ N(mean, std²). Non-finite values (NaN of pow of negatives) are left out. */
+/** φ at the points of `gaussIntegral`'s default grid (computed once). */
+let gridPdf: Float64Array | null = null;
+
+/**
+ * E[f(z)], E[f(z)²] for z ~ N(mean, std²). Non-finite values (NaN of pow of negatives) are left out.
+ * Both by `gaussIntegral`'s rule in one sweep: f is evaluated once per point, φ read from a table.
+ */
 export function pushforwardMoments(mean: number, std: number, fn: (z: number) => number): Moments {
-  const m1 = gaussIntegral((u) => fn(mean + std * u));
-  const m2 = gaussIntegral((u) => {
+  const n = GRID;
+  const h = (2 * U_MAX) / n;
+  const pdf = (gridPdf ??= Float64Array.from({ length: n + 1 }, (_, i) => normalPdf(-U_MAX + i * h)));
+  let s1 = 0;
+  let s2 = 0;
+  for (let i = 0; i <= n; i++) {
+    const u = -U_MAX + i * h;
+    const w = i === 0 || i === n ? 1 : i % 2 === 1 ? 4 : 2;
     const x = fn(mean + std * u);
-    return x * x;
-  });
-  return { mean: m1, meanSquare: m2 };
+    const p = pdf[i]!;
+    if (Number.isFinite(x)) s1 += w * x * p;
+    const x2 = x * x;
+    if (Number.isFinite(x2)) s2 += w * x2 * p;
+  }
+  return { mean: (s1 * h) / 3, meanSquare: (s2 * h) / 3 };
 }
 
 /** Exact first two moments of a distribution; null for 'empirical' (its moments live on the Scale). */
@@ -200,37 +215,51 @@ export function mixtureOf(parts: { weight: number; dist: D }[], maxParts = MAX_P
  * for the risk is where the mass sits on the log scale, which sorting by RMS keeps).
  */
 function compress(parts: { weight: number; dist: D }[], n: number): { weight: number; dist: D }[] {
-  const keep = parts.filter((p) => p.dist.kind === 'discrete');
-  const rest = parts
-    .filter((p) => p.dist.kind !== 'discrete')
-    .map((p) => ({ ...p, m: momentsOf(p.dist) ?? { mean: 0, meanSquare: 0 } }))
-    .sort((a, b) => a.m.meanSquare - b.m.meanSquare);
+  // (Index arrays instead of copied part objects; the same stable order and the same sums.)
+  const keep: { weight: number; dist: D }[] = [];
+  const rest: { weight: number; dist: D }[] = [];
+  for (const p of parts) (p.dist.kind === 'discrete' ? keep : rest).push(p);
+  const R = rest.length;
+  const m1s = new Float64Array(R);
+  const m2s = new Float64Array(R);
+  const order: number[] = new Array<number>(R);
+  for (let i = 0; i < R; i++) {
+    const m = momentsOf(rest[i]!.dist);
+    m1s[i] = m ? m.mean : 0;
+    m2s[i] = m ? m.meanSquare : 0;
+    order[i] = i;
+  }
+  order.sort((a, b) => m2s[a]! - m2s[b]!);
   const groups = Math.max(1, n - keep.length);
-  const W = rest.reduce((a, p) => a + p.weight, 0);
-  const out = [...keep];
-  let acc: typeof rest = [];
+  let W = 0;
+  for (let k = 0; k < R; k++) W += rest[order[k]!]!.weight;
+  const out = keep.slice();
+  let start = 0;
   let accW = 0;
-  const flush = (): void => {
-    if (acc.length === 0) return;
-    if (acc.length === 1) out.push({ weight: acc[0]!.weight, dist: acc[0]!.dist });
-    else {
+  const flush = (end: number): void => {
+    if (end === start) return;
+    if (end - start === 1) {
+      const p = rest[order[start]!]!;
+      out.push({ weight: p.weight, dist: p.dist });
+    } else {
       let m1 = 0;
       let m2 = 0;
-      for (const p of acc) {
-        m1 += p.weight * p.m.mean;
-        m2 += p.weight * p.m.meanSquare;
+      for (let k = start; k < end; k++) {
+        const i = order[k]!;
+        const w = rest[i]!.weight;
+        m1 += w * m1s[i]!;
+        m2 += w * m2s[i]!;
       }
       out.push({ weight: accW, dist: gaussianOf(m1 / accW, m2 / accW) });
     }
-    acc = [];
+    start = end;
     accW = 0;
   };
-  for (const p of rest) {
-    acc.push(p);
-    accW += p.weight;
-    if (accW >= W / groups) flush();
+  for (let k = 0; k < R; k++) {
+    accW += rest[order[k]!]!.weight;
+    if (accW >= W / groups) flush(k + 1);
   }
-  flush();
+  flush(R);
   return out;
 }
 
@@ -325,14 +354,16 @@ export function applyFn(d: D, f: (x: number) => number, label: string, fallback?
 // ---------------------------------------------------------------------------------------------
 // Quadrature nodes (for products and other two-operand maps)
 
-let ghCache: { n: number; x: Float64Array; w: Float64Array } | null = null;
+/** Rules alternate between a few orders (40, 96, 4…20): keep every order computed. */
+const ghCache = new Map<number, { x: Float64Array; w: Float64Array }>();
 
 /**
  * Gauss–Hermite nodes for the standard normal weight (probabilists'): Σ w_i g(x_i) ≈ E[g(Z)].
  * Newton on the physicists' Hermite recurrence (Numerical Recipes' gauher), then rescaled.
  */
 export function gaussHermite(n: number): { x: Float64Array; w: Float64Array } {
-  if (ghCache && ghCache.n === n) return ghCache;
+  const hit = ghCache.get(n);
+  if (hit) return hit;
   const x = new Float64Array(n);
   const w = new Float64Array(n);
   const PIM4 = 0.7511255444649425;
@@ -368,8 +399,9 @@ export function gaussHermite(n: number): { x: Float64Array; w: Float64Array } {
     x[i] = x[i]! * Math.SQRT2;
     w[i] = w[i]! / Math.sqrt(Math.PI);
   }
-  ghCache = { n, x, w };
-  return ghCache;
+  const rule = { x, w };
+  ghCache.set(n, rule);
+  return rule;
 }
 
 /** A discrete approximation {value, weight} of d with about n points per continuous part. */
@@ -482,6 +514,14 @@ export function quantileAbs(d: D, p = 1e-6): number | null {
       const zq = zQuantile(p / 2);
       let m = 0;
       const N = 400;
+      if (d.kind === 'gaussian' || d.kind === 'rectified') {
+        // f monotone (identity, relu): the grid's largest |f| sits at one of its two ends.
+        for (const i of [0, N]) {
+          const v = Math.abs(pf.fn(pf.mean + pf.std * (-zq + (2 * zq * i) / N)));
+          if (Number.isFinite(v)) m = Math.max(m, v);
+        }
+        return m;
+      }
       for (let i = 0; i <= N; i++) {
         const v = Math.abs(pf.fn(pf.mean + pf.std * (-zq + (2 * zq * i) / N)));
         if (Number.isFinite(v)) m = Math.max(m, v);
@@ -491,9 +531,21 @@ export function quantileAbs(d: D, p = 1e-6): number | null {
   }
 }
 
-/** z with P(Z > z) = q (bisection on the accurate tail). */
+const zqCache = new Map<number, number>();
+
+/** z with P(Z > z) = q (bisection on the accurate tail; memoised, mixtures ask for the same q often). */
 export function zQuantile(q: number): number {
   if (q >= 0.5) return 0;
+  let z = zqCache.get(q);
+  if (z === undefined) {
+    z = zQuantileBisect(q);
+    if (zqCache.size >= 10_000) zqCache.clear();
+    zqCache.set(q, z);
+  }
+  return z;
+}
+
+function zQuantileBisect(q: number): number {
   let lo = 0;
   let hi = 40;
   for (let i = 0; i < 80; i++) {

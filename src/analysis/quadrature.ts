@@ -289,20 +289,62 @@ export interface NormalIntegral {
  * (see the file comment). Points where h is not finite are left out and their mass reported.
  */
 export function integrateStandardNormal(h: (t: number) => number[], dims: number, tBreaks: readonly number[] = []): NormalIntegral {
+  return integrateStandardNormalInto(
+    (t, out) => {
+      const v = h(t);
+      for (let j = 0; j < dims; j++) out[j] = v[j]!;
+    },
+    dims,
+    tBreaks,
+  );
+}
+
+/** Nodes t and weights (half-width · w_i · φ(t)) of the unsplit panels [k·PANEL, (k+1)·PANEL]. */
+interface Panel {
+  t: Float64Array;
+  w: Float64Array;
+}
+const PANEL_OFFSET = Math.ceil(T_MAX / PANEL) + 1;
+const regularPanels: (Panel | undefined)[] = [];
+
+function panelNodes(a: number, b: number): Panel {
   const { nodes, weights } = legendreRule(GL_ORDER);
+  const half = 0.5 * (b - a);
+  const mid = 0.5 * (a + b);
+  const t = new Float64Array(GL_ORDER);
+  const w = new Float64Array(GL_ORDER);
+  for (let i = 0; i < GL_ORDER; i++) {
+    t[i] = mid + half * nodes[i]!;
+    w[i] = half * weights[i]! * normalPdf(t[i]!);
+  }
+  return { t, w };
+}
+
+/** The panel [a, a + PANEL] of the regular grid (a a multiple of PANEL), computed once. */
+function regularPanel(a: number): Panel {
+  const k = Math.round(a / PANEL) + PANEL_OFFSET;
+  let p = regularPanels[k];
+  if (!p) regularPanels[k] = p = panelNodes(a, a + PANEL);
+  return p;
+}
+
+/**
+ * `integrateStandardNormal` with h writing its values into `out` (no array per point). The
+ * regular panels' nodes and φ-weights come from a table; the sums are formed in the same order.
+ */
+export function integrateStandardNormalInto(h: (t: number, out: Float64Array) => void, dims: number, tBreaks: readonly number[] = []): NormalIntegral {
   const values = new Array<number>(dims).fill(0);
   let invalid = 0;
   const breaks = tBreaks.filter((b) => Number.isFinite(b) && Math.abs(b) < T_MAX).sort((a, b) => a - b);
-  const panel = (a: number, b: number): number => {
+  const v = new Float64Array(dims);
+  const local = new Float64Array(dims);
+  const panel = (p: Panel): number => {
     // Returns the largest |contribution| of the panel (to decide whether tails still matter).
-    const half = 0.5 * (b - a);
-    const mid = 0.5 * (a + b);
-    const local = new Array<number>(dims).fill(0);
+    local.fill(0);
     for (let i = 0; i < GL_ORDER; i++) {
-      const t = mid + half * nodes[i]!;
-      const w = half * weights[i]! * normalPdf(t);
+      const w = p.w[i]!;
       if (w === 0) continue;
-      const v = h(t);
+      h(p.t[i]!, v);
       let ok = true;
       for (let j = 0; j < dims; j++) if (!Number.isFinite(v[j]!)) ok = false;
       if (!ok) {
@@ -320,15 +362,18 @@ export function integrateStandardNormal(h: (t: number) => number[], dims: number
   };
   const run = (from: number, to: number): number => {
     // Integrate [from, to] (from < to) on the regular grid, split at breakpoints inside.
+    let inside = false;
+    for (const b of breaks) if (b > from && b < to) inside = true;
+    if (!inside) return panel(regularPanel(from));
     let big = 0;
     const cuts = [from, ...breaks.filter((b) => b > from && b < to), to];
-    for (let i = 0; i + 1 < cuts.length; i++) if (cuts[i + 1]! > cuts[i]!) big = Math.max(big, panel(cuts[i]!, cuts[i + 1]!));
+    for (let i = 0; i + 1 < cuts.length; i++) if (cuts[i + 1]! > cuts[i]!) big = Math.max(big, panel(panelNodes(cuts[i]!, cuts[i + 1]!)));
     return big;
   };
   for (let a = -CORE; a < CORE; a += PANEL) run(a, a + PANEL);
   const negligible = (big: number): boolean => {
     let total = 0;
-    for (const v of values) total = Math.max(total, Math.abs(v));
+    for (const x of values) total = Math.max(total, Math.abs(x));
     return big <= 1e-17 * total || big === 0;
   };
   for (let a = CORE; a < T_MAX; a += PANEL) if (negligible(run(a, a + PANEL)) && a > CORE + 2) break;
@@ -353,14 +398,108 @@ export function gaussExpectPiecewise(mean: number, std: number, f: (z: number) =
   return gaussExpectMany(mean, std, [f], breakpoints).values[0]!;
 }
 
+/** Identities of functions (memo keys; a WeakMap, so closures are still collected). */
+const fnIds = new WeakMap<object, number>();
+let nextFnId = 0;
+const fnId = (f: object): number => {
+  let id = fnIds.get(f);
+  if (id === undefined) fnIds.set(f, (id = nextFnId++));
+  return id;
+};
+/**
+ * gaussExpectMany results by (function identities, mean, std, breakpoints): per-channel moments
+ * often repeat a law (identical channels). Assumes the functions are pure — the same function
+ * object gives the same values — as every scalar function of the rules is.
+ */
+const expectMemo = new Map<string, NormalIntegral>();
+const EXPECT_MEMO_MAX = 50_000;
+
 /** Several expectations in one pass; `invalid` is the mass where some f was not finite. */
 export function gaussExpectMany(mean: number, std: number, fs: readonly ((z: number) => number)[], breakpoints: Breaks = []): NormalIntegral {
+  let key = `${mean},${std}|`;
+  for (const f of fs) key += `${fnId(f)},`;
+  key += typeof breakpoints === 'function' ? `f${fnId(breakpoints)}` : breakpoints.join(',');
+  const hit = expectMemo.get(key);
+  if (hit) return { values: [...hit.values], invalid: hit.invalid };
+  const r = gaussExpectManyUncached(mean, std, fs, breakpoints);
+  if (expectMemo.size >= EXPECT_MEMO_MAX) expectMemo.clear();
+  expectMemo.set(key, { values: [...r.values], invalid: r.invalid });
+  return r;
+}
+
+function gaussExpectManyUncached(mean: number, std: number, fs: readonly ((z: number) => number)[], breakpoints: Breaks): NormalIntegral {
   if (!(std > 0)) {
     const v = fs.map((f) => f(mean));
     return v.every(Number.isFinite) ? { values: v, invalid: 0 } : { values: v.map(() => 0), invalid: 1 };
   }
   const tb = breaksIn(breakpoints, mean - T_MAX * std, mean + T_MAX * std).map((b) => (b - mean) / std);
-  return integrateStandardNormal((t) => fs.map((f) => f(mean + std * t)), fs.length, tb);
+  const n = fs.length;
+  if (n === 1 || n === 2) return integratePair(fs[0]!, n === 2 ? fs[1]! : null, mean, std, tb);
+  return integrateStandardNormalInto(
+    (t, out) => {
+      for (let j = 0; j < n; j++) out[j] = fs[j]!(mean + std * t);
+    },
+    n,
+    tb,
+  );
+}
+
+/**
+ * `integrateStandardNormalInto` for one or two functions of x = mean + std·t (or of
+ * x = g(mean + std·t)), with scalar accumulators instead of arrays: the same panels, points, tests
+ * and sums in the same order, so the same results to the last bit (the per-channel moments of
+ * unary ops run this thousands of times per model).
+ */
+function integratePair(
+  f0: (x: number) => number,
+  f1: ((x: number) => number) | null,
+  mean: number,
+  std: number,
+  tBreaks: readonly number[],
+  g: ((z: number) => number) | null = null,
+): NormalIntegral {
+  let s0 = 0;
+  let s1 = 0;
+  let invalid = 0;
+  const breaks = tBreaks.filter((b) => Number.isFinite(b) && Math.abs(b) < T_MAX).sort((a, b) => a - b);
+  const panel = (p: Panel): number => {
+    let l0 = 0;
+    let l1 = 0;
+    for (let i = 0; i < GL_ORDER; i++) {
+      const w = p.w[i]!;
+      if (w === 0) continue;
+      const z = mean + std * p.t[i]!;
+      const x = g ? g(z) : z;
+      const v0 = f0(x);
+      const v1 = f1 ? f1(x) : 0;
+      if (!Number.isFinite(v0) || !Number.isFinite(v1)) {
+        invalid += w;
+        continue;
+      }
+      l0 += w * v0;
+      l1 += w * v1;
+    }
+    s0 += l0;
+    s1 += l1;
+    return f1 ? Math.max(Math.max(0, Math.abs(l0)), Math.abs(l1)) : Math.max(0, Math.abs(l0));
+  };
+  const run = (from: number, to: number): number => {
+    let inside = false;
+    for (const b of breaks) if (b > from && b < to) inside = true;
+    if (!inside) return panel(regularPanel(from));
+    let big = 0;
+    const cuts = [from, ...breaks.filter((b) => b > from && b < to), to];
+    for (let i = 0; i + 1 < cuts.length; i++) if (cuts[i + 1]! > cuts[i]!) big = Math.max(big, panel(panelNodes(cuts[i]!, cuts[i + 1]!)));
+    return big;
+  };
+  for (let a = -CORE; a < CORE; a += PANEL) run(a, a + PANEL);
+  const negligible = (big: number): boolean => {
+    const total = f1 ? Math.max(Math.max(0, Math.abs(s0)), Math.abs(s1)) : Math.max(0, Math.abs(s0));
+    return big <= 1e-17 * total || big === 0;
+  };
+  for (let a = CORE; a < T_MAX; a += PANEL) if (negligible(run(a, a + PANEL)) && a > CORE + 2) break;
+  for (let b = -CORE; b > -T_MAX; b -= PANEL) if (negligible(run(b - PANEL, b)) && b < -CORE - 2) break;
+  return { values: f1 ? [s0, s1] : [s0], invalid };
 }
 
 /** ∫_a^b f(x) dx by composite Gauss–Legendre (`panels` equal panels, split at breakpoints). */
@@ -535,12 +674,14 @@ export function expectZ(zf: ZForm, fs: readonly ((x: number) => number)[], break
   }
   const zb = [...zf.kinks, ...crossings(zf, breaks)];
   const tb = zb.map((z) => (z - mean) / std);
-  return integrateStandardNormal(
-    (t) => {
+  const n = fs.length;
+  if (n === 1 || n === 2) return integratePair(fs[0]!, n === 2 ? fs[1]! : null, mean, std, tb, g);
+  return integrateStandardNormalInto(
+    (t, out) => {
       const x = g(mean + std * t);
-      return fs.map((f) => f(x));
+      for (let j = 0; j < n; j++) out[j] = fs[j]!(x);
     },
-    fs.length,
+    n,
     tb,
   );
 }

@@ -30,7 +30,6 @@ export interface TensorStats {
   risk: Record<string, Risk>;
 }
 
-export const WSTATS = { calls: 0, computed: 0, elems: 0, names: new Set<string>() };
 const statsCache = new WeakMap<TensorData, Map<string, TensorStats>>();
 
 /** Exact statistics and per-format risk of a stored tensor, streamed chunk by chunk. */
@@ -39,9 +38,7 @@ export function tensorStats(t: TensorData, formats: Format[]): TensorStats {
   let byKey = statsCache.get(t);
   if (!byKey) statsCache.set(t, (byKey = new Map()));
   const hit = byKey.get(key);
-  WSTATS.calls++; WSTATS.names.add(t.name);
   if (hit) return hit;
-  WSTATS.computed++; WSTATS.elems += t.count;
 
   const acc = new RiskAccumulator(formats);
   let n = 0;
@@ -52,10 +49,16 @@ export function tensorStats(t: TensorData, formats: Format[]): TensorStats {
   let min = Infinity;
   let max = -Infinity;
   let zeros = 0;
-  let distinct: Map<number, number> | null = new Map();
+  // Distinct values in order of first appearance (−0 counted as 0, as a Map key would be) while
+  // there are at most MAX_DISCRETE of them; then only the running sums (a tighter loop).
+  const dValues: number[] = [];
+  const dCounts: number[] = [];
+  let tracking = true;
   for (const chunk of t.chunks()) {
     acc.add(chunk);
-    for (let i = 0; i < chunk.length; i++) {
+    let i = 0;
+    const len = chunk.length;
+    for (; tracking && i < len; i++) {
       const x = chunk[i]!;
       if (!Number.isFinite(x)) {
         nonFinite++;
@@ -69,13 +72,35 @@ export function tensorStats(t: TensorData, formats: Format[]): TensorStats {
       if (x < min) min = x;
       if (x > max) max = x;
       if (x === 0) zeros++;
-      if (distinct) {
-        distinct.set(x, (distinct.get(x) ?? 0) + 1);
-        if (distinct.size > MAX_DISCRETE) distinct = null;
+      let k = 0;
+      while (k < dValues.length && dValues[k] !== x) k++;
+      if (k < dValues.length) dCounts[k]!++;
+      else if (dValues.length < MAX_DISCRETE) {
+        dValues.push(x === 0 ? 0 : x);
+        dCounts.push(1);
+      } else tracking = false;
+    }
+    for (; i < len; i++) {
+      const x = chunk[i]!;
+      if (!Number.isFinite(x)) {
+        nonFinite++;
+        continue;
       }
+      n++;
+      sum += x;
+      sumSq += x * x;
+      const a = Math.abs(x);
+      if (a > absmax) absmax = a;
+      if (x < min) min = x;
+      if (x > max) max = x;
+      if (x === 0) zeros++;
     }
   }
-  if (distinct) for (const [v, c] of distinct) distinct.set(v, n > 0 ? c / n : 0);
+  let distinct: Map<number, number> | null = null;
+  if (tracking) {
+    distinct = new Map();
+    for (let k = 0; k < dValues.length; k++) distinct.set(dValues[k]!, n > 0 ? dCounts[k]! / n : 0);
+  }
   const stats: TensorStats = {
     count: t.count,
     finite: n,
