@@ -13,6 +13,7 @@ import { DataType, dtypeName, isFloatType } from '../onnx/dtype.js';
 import type { Model, Node, TensorType } from '../onnx/model.js';
 import { parseFormat, type Format } from '../formats/index.js';
 import type { Risk } from '../formats/risk.js';
+import { tallyFormat } from '../report/headroom.js';
 import type { FormatRisk, FormatSummary, Report, TensorKind, TensorReport } from '../report/types.js';
 import { VERSION } from '../version.js';
 import { describe, quantileAbs } from './dist.js';
@@ -247,24 +248,11 @@ function median(xs: number[]): number | null {
 export function summarise(tensors: TensorReport[], formats: Format[]): Record<string, FormatSummary> {
   const out: Record<string, FormatSummary> = {};
   for (const f of formats) {
-    let over = 0;
-    let under = 0;
-    let worst: number | null = null;
-    let worstTensor: string | null = null;
+    const { over, under, worst, worstTensor } = tallyFormat(f, tensors, FLAG_FRACTION);
     const sqnrs: number[] = [];
     for (const t of tensors) {
       const r = t.risk[f.name];
-      if (!r) continue;
-      if (r.overflow > FLAG_FRACTION) over++;
-      if (r.underflow > FLAG_FRACTION) under++;
-      if (r.sqnrDb !== null) sqnrs.push(r.sqnrDb);
-      if (t.absmax !== null && t.absmax > 0) {
-        const h = Math.log2(f.max / t.absmax);
-        if (worst === null || h < worst) {
-          worst = h;
-          worstTensor = t.name;
-        }
-      }
+      if (r && r.sqnrDb !== null) sqnrs.push(r.sqnrDb);
     }
     const med = median(sqnrs);
     out[f.name] = {

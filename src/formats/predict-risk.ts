@@ -28,12 +28,11 @@
  * distributions and all built-in formats.
  */
 
-import { absLaw, isDiscrete, type AbsLaw, type DiscreteLaw, type Distribution } from './distribution.js';
+import { absLaw, isDiscrete, type AbsLaw, type Distribution } from './distribution.js';
 import { exponentOf, pow2 } from './binary.js';
 import type { Format } from './format.js';
-import { roundMagnitude } from './quantise.js';
-import type { Risk } from './risk.js';
-import { normalMass } from './special.js';
+import { discreteRisk, type Risk } from './risk.js';
+import { gaussLegendre, normalMass } from './special.js';
 
 /** Same thresholds as risk.ts (see there). */
 const SMOOTH_STEP = 1 / 64;
@@ -59,35 +58,15 @@ interface Rule {
   weights: Float64Array;
 }
 
-function gaussLegendre(n: number): Rule {
-  const nodes = new Float64Array(n);
-  const weights = new Float64Array(n);
-  for (let i = 0; i < Math.ceil(n / 2); i++) {
-    let z = Math.cos((Math.PI * (i + 0.75)) / (n + 0.5));
-    let dp = 0;
-    for (let iter = 0; iter < 100; iter++) {
-      let p0 = 1;
-      let p1 = z;
-      for (let k = 2; k <= n; k++) {
-        const p2 = ((2 * k - 1) * z * p1 - (k - 1) * p0) / k;
-        p0 = p1;
-        p1 = p2;
-      }
-      dp = (n * (z * p1 - p0)) / (z * z - 1);
-      const dz = p1 / dp;
-      z -= dz;
-      if (Math.abs(dz) < 1e-16) break;
-    }
-    nodes[i] = -z;
-    nodes[n - 1 - i] = z;
-    weights[i] = weights[n - 1 - i] = 2 / ((1 - z * z) * dp * dp);
-  }
-  if (n % 2 === 1) nodes[n >> 1] = 0;
-  return { nodes, weights };
+/** special.ts's rule, with the middle node of an odd rule pinned to exactly 0. */
+function gaussLegendreRule(n: number): Rule {
+  const rule = gaussLegendre(n);
+  if (n % 2 === 1) rule.nodes[n >> 1] = 0;
+  return rule;
 }
 
 const RULES: Rule[] = [];
-for (let n = 2; n <= 10; n++) RULES[n] = gaussLegendre(n);
+for (let n = 2; n <= 10; n++) RULES[n] = gaussLegendreRule(n);
 
 /**
  * Nodes needed for ∫ (x − g)² φ(t) over a piece of half-width h (in σ) whose centre sits at |t| = d
@@ -503,26 +482,6 @@ function continuousNoise(I: Integrator, f: Format): number {
     if (noise > 0 && (I.pmax * pow2(3 * E - 2 * f.manBits)) / 14 < NEGLIGIBLE * noise) break;
   }
   return noise + segmentNoise(I, 0, Math.min(f.minNormal, f.max), 0, f.minSubnormal);
-}
-
-function discreteRisk(law: DiscreteLaw, f: Format): Risk {
-  const { manBits, minNormal, minSubnormal, max } = f;
-  let overflow = 0;
-  let underflow = 0;
-  let subnormal = 0;
-  let signal = 0;
-  let noise = 0;
-  law.values.forEach((x, i) => {
-    const p = law.probs[i]!;
-    const a = Math.abs(x);
-    const q = a > max ? max : roundMagnitude(a, manBits, minNormal, minSubnormal);
-    if (a > max) overflow += p;
-    if (q === 0 && a !== 0) underflow += p;
-    if (q > 0 && q < minNormal) subnormal += p;
-    signal += p * a * a;
-    noise += p * (a - q) * (a - q);
-  });
-  return { overflow, underflow, subnormal, sqnrDb: sqnrDb(signal, noise) };
 }
 
 function integratorOf(d: Distribution, law: AbsLaw): Integrator {

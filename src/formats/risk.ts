@@ -314,7 +314,8 @@ function continuousNoise(law: AbsLaw, f: Format): number {
   return noise + overflowNoise(law, f.max);
 }
 
-function discreteRisk(law: DiscreteLaw, f: Format): Risk {
+/** Exact risk of a discrete law (also used by predict-risk.ts). */
+export function discreteRisk(law: DiscreteLaw, f: Format): Risk {
   const { manBits, minNormal, minSubnormal, max } = f;
   let overflow = 0;
   let underflow = 0;

@@ -85,7 +85,7 @@ export function normalMass(z1: number, z2: number): number {
  * Gauss–Legendre nodes and weights on [-1, 1], by Newton's method on the Legendre polynomial P_n
  * (three-term recurrence), starting from the usual cosine estimate of each root.
  */
-function gaussLegendre(n: number): { nodes: Float64Array; weights: Float64Array } {
+export function gaussLegendre(n: number): { nodes: Float64Array; weights: Float64Array } {
   const nodes = new Float64Array(n);
   const weights = new Float64Array(n);
   for (let i = 0; i < Math.ceil(n / 2); i++) {

@@ -8,6 +8,7 @@ import { inferShapes } from '../analysis/shapes/infer.js';
 import { type Format } from '../formats/index.js';
 import { DataType, isFloatType } from '../onnx/dtype.js';
 import type { Graph, Model, Node, TensorType } from '../onnx/model.js';
+import { tallyFormat } from '../report/headroom.js';
 import type { FormatSummary, Report, TensorKind, TensorReport } from '../report/types.js';
 import { VERSION } from '../version.js';
 import { inlineTakenBranches } from './branches.js';
@@ -313,21 +314,11 @@ function specialNote(s: MeasuredStats): string | null {
 }
 
 function summarise(f: Format, tensors: TensorReport[]): FormatSummary {
-  let over = 0;
-  let under = 0;
-  let worst: number | null = null;
-  let worstTensor: string | null = null;
+  const { over, under, worst, worstTensor } = tallyFormat(f, tensors, 0);
   const sqnrs: number[] = [];
   for (const t of tensors) {
     const r = t.risk[f.name];
-    if (!r) continue;
-    if (r.overflow > 0) over++;
-    if (r.underflow > 0) under++;
-    if (t.absmax !== null && t.absmax > 0) {
-      const head = Math.log2(f.max / t.absmax);
-      if (worst === null || head < worst) (worst = head), (worstTensor = t.name);
-    }
-    sqnrs.push(r.sqnrDb ?? Infinity);
+    if (r) sqnrs.push(r.sqnrDb ?? Infinity);
   }
   sqnrs.sort((a, b) => a - b);
   let median: number | null = null;

@@ -2,17 +2,9 @@
  * Seeded randomness for tests: reproducible across runs and machines, no dependencies.
  */
 
-/** Mulberry32: a 32-bit-state generator, uniform on [0, 1) in steps of 2^-32. */
-export function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Mulberry32, uniform on [0, 1) in steps of 2^-32: the same generator the measure command uses. */
+import { mulberry32 } from '../../src/measure/random.js';
+export { mulberry32 };
 
 /**
  * Uniform on (0, 1) with 53 random bits, from two draws; never exactly 0, so logs are finite and

@@ -7,10 +7,10 @@ import type { Command } from 'commander';
 import { analyzeModel, DEFAULT_FORMATS, type AnalyzeOptions } from '../../analysis/analyze.js';
 import { parseInputFlags } from '../../analysis/inputs.js';
 import { UsageError } from '../../errors.js';
-import { FormatError, parseFormat, type Format } from '../../formats/index.js';
 import { resolveFormats } from '../../gate/config.js';
 import { loadModel } from '../../onnx/load.js';
 import type { Report } from '../../report/types.js';
+import { parseDimFlags, parseFormatNames, parseShapeFlags } from '../model-options.js';
 import { addGateOptions, applyGateOptions, resolveGateSettings, type GateCliOptions, type GateSettings } from '../gate-options.js';
 import { ANALYZE_COLUMNS_HELP, renderAnalyzeReport } from '../render/analyze-table.js';
 
@@ -69,32 +69,9 @@ function wholeNumber(flag: string, v: string): number {
 /** Flags (over the config's formats/dims/shapes/inputs) → AnalyzeOptions; bad flags are UsageErrors. */
 export function parseAnalyzeOptions(o: AnalyzeCliOptions, settings?: GateSettings): AnalyzeOptions {
   const names = settings ? resolveFormats(o.formats, settings.config.config, DEFAULT_FORMATS) : o.formats ? o.formats.split(',') : DEFAULT_FORMATS;
-  const formats: Format[] = names
-    .map((s) => s.trim())
-    .filter(Boolean)
-    .map((s) => {
-      try {
-        return parseFormat(s);
-      } catch (e) {
-        if (e instanceof FormatError) throw new UsageError(`--formats: ${e.message}`);
-        throw e;
-      }
-    });
-  if (!formats.length) throw new UsageError('--formats: give at least one format');
-  const dims: Record<string, number> = { ...(settings?.dims ?? {}) };
-  for (const d of o.dim ?? []) {
-    const m = /^([^=]+)=(\d+)$/.exec(d.trim());
-    if (!m) throw new UsageError(`--dim ${d}: expected name=value with a whole number`);
-    dims[m[1]!.trim()] = Number(m[2]);
-  }
-  const shapes: Record<string, number[]> = { ...(settings?.shapes ?? {}) };
-  for (const s of o.shape ?? []) {
-    const m = /^([^=]+)=([\d,\s]*)$/.exec(s.trim());
-    if (!m) throw new UsageError(`--shape ${s}: expected name=d0,d1,... with whole numbers`);
-    const ds = m[2]!.trim() === '' ? [] : m[2]!.split(',').map((x) => x.trim());
-    if (ds.some((x) => !/^\d+$/.test(x))) throw new UsageError(`--shape ${s}: dims must be whole numbers`);
-    shapes[m[1]!.trim()] = ds.map(Number);
-  }
+  const formats = parseFormatNames(names);
+  const dims = parseDimFlags(o.dim, settings?.dims);
+  const shapes = parseShapeFlags(o.shape, settings?.shapes);
   const inputs: NonNullable<AnalyzeOptions['inputs']> = { ...(settings?.inputs ?? {}) };
   Object.assign(inputs, parseInputFlags(o.input ?? []));
   const out: AnalyzeOptions = { formats, dims, shapes, inputs, grad: !!o.grad };

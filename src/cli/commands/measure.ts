@@ -4,13 +4,13 @@
  */
 import type { Command } from 'commander';
 import { UsageError } from '../../errors.js';
-import { FormatError, parseFormat, type Format } from '../../formats/index.js';
 import { resolveFormats } from '../../gate/config.js';
 import { compareReports } from '../../measure/compare.js';
 import { measureModel, type MeasureOptions } from '../../measure/measure.js';
 import { loadModel } from '../../onnx/load.js';
 import type { Model } from '../../onnx/model.js';
 import type { Report, TensorReport } from '../../report/types.js';
+import { parseDimFlags, parseFormatNames, parseShapeFlags } from '../model-options.js';
 import { addGateOptions, applyGateOptions, resolveGateSettings, type GateCliOptions, type GateSettings } from '../gate-options.js';
 import { makeTable } from '../table.js';
 
@@ -78,32 +78,9 @@ export function parseOptions(o: MeasureCliOptions, settings?: GateSettings): Mea
   const names = settings
     ? resolveFormats(o.formats, settings.config.config, DEFAULT_FORMATS.split(','))
     : (o.formats ?? DEFAULT_FORMATS).split(',');
-  const formats: Format[] = names
-    .map((s) => s.trim())
-    .filter((s) => s.length > 0)
-    .map((s) => {
-      try {
-        return parseFormat(s);
-      } catch (e) {
-        if (e instanceof FormatError) throw new UsageError(`--formats: ${e.message}`);
-        throw e;
-      }
-    });
-  if (formats.length === 0) throw new UsageError('--formats: give at least one format');
-  const dims: Record<string, number> = { ...(settings?.dims ?? {}) };
-  for (const d of o.dim ?? []) {
-    const m = /^([^=]+)=(\d+)$/.exec(d.trim());
-    if (!m) throw new UsageError(`--dim ${d}: expected name=value with a whole number`);
-    dims[m[1]!.trim()] = Number(m[2]);
-  }
-  const shapes: Record<string, number[]> = { ...(settings?.shapes ?? {}) };
-  for (const s of o.shape ?? []) {
-    const m = /^([^=]+)=([\d,\s]*)$/.exec(s.trim());
-    if (!m) throw new UsageError(`--shape ${s}: expected name=d0,d1,... with whole numbers`);
-    const ds = m[2]!.trim() === '' ? [] : m[2]!.split(',').map((x) => x.trim());
-    if (ds.some((x) => !/^\d+$/.test(x))) throw new UsageError(`--shape ${s}: dims must be whole numbers`);
-    shapes[m[1]!.trim()] = ds.map(Number);
-  }
+  const formats = parseFormatNames(names);
+  const dims = parseDimFlags(o.dim, settings?.dims);
+  const shapes = parseShapeFlags(o.shape, settings?.shapes);
   const out: MeasureOptions = { formats, dims, shapes };
   if (o.inputs !== undefined) out.inputs = o.inputs;
   if (o.runs !== undefined) out.runs = positiveInt('--runs', o.runs);

@@ -53,10 +53,13 @@ function riskCell(r: FormatRisk | undefined): string {
   return parts.join(' ');
 }
 
-/** Riskiest first: any overflow, overflow share, underflow share, lowest SQNR. */
+/**
+ * Riskiest first: any overflow, overflow share, underflow share, lowest SQNR. Overflow of an
+ * attention-mask fill is by design (src/analysis/mask.ts), so only overflow beyond it ranks.
+ */
 function riskKey(t: TensorReport): number[] {
   const rs = Object.values(t.risk);
-  const over = Math.max(0, ...rs.map((r) => r.overflow));
+  const over = Math.max(0, ...rs.map((r) => r.overflow - (t.maskFill ?? 0)));
   const under = Math.max(0, ...rs.map((r) => r.underflow));
   const sqnr = Math.min(1e9, ...rs.map((r) => r.sqnrDb ?? 1e9));
   return [over > FLAG ? 1 : 0, over, under > FLAG ? 1 : 0, under, -sqnr];
@@ -99,6 +102,11 @@ export function renderAnalyzeReport(report: Report, top = 20): string {
   }
   out.push(`${shown.length} of ${tensors.length} tensors, riskiest first:`);
   out.push(table.toString());
+  const masks = tensors.filter((t) => (t.maskFill ?? 0) > 0);
+  if (masks.length > 0) {
+    const names = masks.slice(0, 4).map((t) => t.name).join(', ') + (masks.length > 4 ? ', …' : '');
+    out.push(`${masks.length} tensors hold attention-mask fills (${names}): they overflow every low-precision format by design and rank after real risks (the gate skips them unless --check-masks).`);
+  }
 
   const sum = makeTable(['format', 'overflowing', 'underflowing', 'worst headroom', 'worst tensor', 'median SQNR'], { colAligns: ['left', 'right', 'right', 'right', 'left', 'right'] });
   for (const f of report.formats) {
