@@ -51,6 +51,8 @@ const section = (id: number, body: number[]): number[] => [id, ...uleb(body.leng
 const str = (s: string): number[] => [...uleb(s.length), ...[...s].map((c) => c.charCodeAt(0))];
 
 const I32 = 0x7f;
+const F32 = 0x7d;
+const F64 = 0x7c;
 const V128 = 0x7b;
 
 const op = {
@@ -64,6 +66,18 @@ const op = {
   set: (l: number) => [0x21, ...uleb(l)],
   tee: (l: number) => [0x22, ...uleb(l)],
   i32Load: [0x28, 2, 0],
+  i32LoadAt: (offset: number) => [0x28, 2, ...uleb(offset)],
+  f32Load: (offset: number) => [0x2a, 2, ...uleb(offset)],
+  f64Load: (offset: number) => [0x2b, 3, ...uleb(offset)],
+  f32Store: (offset: number) => [0x38, 2, ...uleb(offset)],
+  f64Store: (offset: number) => [0x39, 3, ...uleb(offset)],
+  f32Const: (v: number) => [0x43, ...new Uint8Array(new Float32Array([v]).buffer)],
+  select: [0x1b],
+  i32Ne: [0x47],
+  f32Lt: [0x5d],
+  f32Gt: [0x5e],
+  f32Le: [0x5f],
+  f64Add: [0xa0],
   i32Store: (offset: number) => [0x36, 2, ...uleb(offset)],
   i32Const: (v: number) => [0x41, ...sleb(v)],
   i32Eqz: [0x45],
@@ -97,6 +111,18 @@ const op = {
 
 /** i32 finite count at 0, i32 exact-zero count at 4 (of the last call). */
 const STATE_BASE = 64;
+/**
+ * Running statistics of the `tallyStats<k>` variants (carried across calls): Σx (f64) at 8,
+ * min and max (f32) at 16 and 20, the count of x ≤ -1e4 at 24, the smallest non-zero |x| bits
+ * at 28.
+ */
+const STAT_SUM = 8;
+const STAT_MIN = 16;
+const STAT_MAX = 20;
+const STAT_MASKED = 24;
+const STAT_LO = 28;
+/** Mask-fill threshold of the statistics (src/analysis/mask.ts), exact in float32. */
+const MASK_FILL = -1e4;
 /** Per pair of lanes: sum, comp, max, minNormal, over, zero, low (each a v128). */
 const PAIR_STRIDE = 128;
 export const MAX_PAIRS = 64;
@@ -106,7 +132,10 @@ const TABLE_STRIDE = 256 * 16;
 const DATA_BASE = TABLE_BASE + MAX_PAIRS * TABLE_STRIDE;
 /** Float32 elements copied in per call. */
 export const BLOCK = 1 << 16;
-const PAGES = Math.ceil((DATA_BASE + 4 * BLOCK) / 65536);
+/** u32 counts of |x| bits >>> 15 (the `tallyStats<k>` variants add to them; the caller zeroes them). */
+const HIST_BASE = DATA_BASE + 4 * BLOCK;
+export const HIST_BINS = 1 << 16;
+const PAGES = Math.ceil((HIST_BASE + 4 * HIST_BINS) / 65536);
 /** Pairs per pass over a block: more share the loads, fewer keep the vectors in registers. */
 const PAIRS_PER_PASS = 2;
 
@@ -118,8 +147,13 @@ const OVER = 64;
 const ZERO = 80;
 const LOW = 96;
 
-/** Function `tally<k>(data, n, firstPair)`: k pairs over n float32 at byte address data. */
-function kernelBody(k: number): number[] {
+/**
+ * Function `tally<k>(data, n, firstPair)`: k pairs over n float32 at byte address data. With
+ * `stats`, also the running Σx, min, max, mask-fill count and smallest non-zero |x| (STAT_*),
+ * and the |x| histogram (HIST_BASE), element by element in order (so Σx is the same sequential
+ * double sum as a JavaScript loop's).
+ */
+function kernelBody(k: number, stats = false): number[] {
   // Locals: params 0 data, 1 n, 2 firstPair; i32 3 end, 4 ab, 5 toff, 6 finite, 7 zeros,
   // 8.. statePtr[k], tablePtr[k]; v128 A, C, Q, OV, E, E2, T, then per pair SUM, COMP, MAX, MINN, CO, CZ, CL.
   const end = 3;
@@ -139,9 +173,12 @@ function kernelBody(k: number): number[] {
   const co = (j: number): number => pv(j, 4);
   const cz = (j: number): number => pv(j, 5);
   const cl = (j: number): number => pv(j, 6);
+  const sbase = v0 + 7 + 7 * k;
+  const [sumL, minL, maxL, xL, maskedL, loL, hp] = [0, 1, 2, 3, 4, 5, 6].map((i) => sbase + i) as [number, number, number, number, number, number, number];
   const locals = [
     [...uleb(5 + 2 * k), I32],
     [...uleb(7 + 7 * k), V128],
+    ...(stats ? [[1, F64], [3, F32], [3, I32]] : []),
   ];
   const code: number[] = [];
   const emit = (...parts: (number[] | number)[]): void => {
@@ -156,6 +193,13 @@ function kernelBody(k: number): number[] {
     emit(op.get(sp(j)), op.v128Load(MAX), op.set(max(j)));
     emit(op.get(sp(j)), op.v128Load(MIN_NORMAL), op.set(minN(j)));
   }
+  if (stats) {
+    emit(op.i32Const(0), op.f64Load(STAT_SUM), op.set(sumL));
+    emit(op.i32Const(0), op.f32Load(STAT_MIN), op.set(minL));
+    emit(op.i32Const(0), op.f32Load(STAT_MAX), op.set(maxL));
+    emit(op.i32Const(0), op.i32LoadAt(STAT_MASKED), op.set(maskedL));
+    emit(op.i32Const(0), op.i32LoadAt(STAT_LO), op.set(loL));
+  }
   emit(op.block, op.loop);
   emit(op.get(0), op.get(end), op.i32GeU, op.brIf(1));
   emit(op.get(0), op.i32Load, op.i32Const(0x7fffffff), op.i32And, op.tee(ab), op.i32Const(0x7f800000), op.i32LtU, op.if);
@@ -163,6 +207,17 @@ function kernelBody(k: number): number[] {
   emit(op.get(zeros), op.get(ab), op.i32Eqz, op.i32Add, op.set(zeros));
   emit(op.get(ab), op.f32ReinterpretI32, op.f64PromoteF32, op.f64x2Splat, op.set(A));
   emit(op.get(ab), op.i32Const(23), op.i32ShrU, op.i32Const(4), op.i32Shl, op.set(toff));
+  if (stats) {
+    emit(op.get(0), op.f32Load(0), op.set(xL));
+    emit(op.get(sumL), op.get(xL), op.f64PromoteF32, op.f64Add, op.set(sumL)); // sum += x
+    emit(op.get(xL), op.get(minL), op.get(xL), op.get(minL), op.f32Lt, op.select, op.set(minL)); // x < min ? x : min
+    emit(op.get(xL), op.get(maxL), op.get(xL), op.get(maxL), op.f32Gt, op.select, op.set(maxL)); // x > max ? x : max
+    emit(op.get(maskedL), op.get(xL), op.f32Const(MASK_FILL), op.f32Le, op.i32Add, op.set(maskedL));
+    emit(op.get(ab), op.i32Const(15), op.i32ShrU, op.i32Const(2), op.i32Shl, op.set(hp));
+    emit(op.get(hp), op.get(hp), op.i32LoadAt(HIST_BASE), op.i32Const(1), op.i32Add, op.i32Store(HIST_BASE));
+    // lo = ab < lo && ab != 0 ? ab : lo
+    emit(op.get(ab), op.get(loL), op.get(ab), op.get(loL), op.i32LtU, op.get(ab), op.i32Const(0), op.i32Ne, op.i32And, op.select, op.set(loL));
+  }
   for (let j = 0; j < k; j++) {
     emit(op.get(toff), op.get(tp(j)), op.i32Add, op.v128Load(0), op.set(C));
     emit(op.get(A), op.get(C), op.f64x2Add, op.get(C), op.f64x2Sub, op.set(Q)); // (a + C) − C
@@ -191,6 +246,13 @@ function kernelBody(k: number): number[] {
   }
   emit(op.i32Const(0), op.get(finite), op.i32Store(0));
   emit(op.i32Const(0), op.get(zeros), op.i32Store(4));
+  if (stats) {
+    emit(op.i32Const(0), op.get(sumL), op.f64Store(STAT_SUM));
+    emit(op.i32Const(0), op.get(minL), op.f32Store(STAT_MIN));
+    emit(op.i32Const(0), op.get(maxL), op.f32Store(STAT_MAX));
+    emit(op.i32Const(0), op.get(maskedL), op.i32Store(STAT_MASKED));
+    emit(op.i32Const(0), op.get(loL), op.i32Store(STAT_LO));
+  }
   emit(op.end);
   const body = [...vec(locals), ...code];
   return [...uleb(body.length), ...body];
@@ -202,10 +264,14 @@ function moduleBytes(): Uint8Array {
   const bytes = [
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
     ...section(1, vec([type])),
-    ...section(3, vec(ks.map(() => [0]))),
+    ...section(3, vec([...ks, ...ks].map(() => [0]))),
     ...section(5, vec([[0x00, ...uleb(PAGES)]])),
-    ...section(7, vec([[...str('memory'), 0x02, 0], ...ks.map((k, i) => [...str(`tally${k}`), 0x00, i])])),
-    ...section(10, vec(ks.map((k) => kernelBody(k)))),
+    ...section(7, vec([
+      [...str('memory'), 0x02, 0],
+      ...ks.map((k, i) => [...str(`tally${k}`), 0x00, i]),
+      ...ks.map((k, i) => [...str(`tallyStats${k}`), 0x00, ks.length + i]),
+    ])),
+    ...section(10, vec([...ks.map((k) => kernelBody(k)), ...ks.map((k) => kernelBody(k, true))])),
   ];
   return Uint8Array.from(bytes);
 }
@@ -220,6 +286,9 @@ interface Kernel {
   i32: Int32Array;
   f32: Float32Array;
   tally: TallyFn[];
+  tallyStats: TallyFn[];
+  /** The |x| histogram of `runLanesStats` (bins of float32 bits >>> 15). */
+  hist: Uint32Array;
 }
 
 let instance: Kernel | null | undefined;
@@ -252,7 +321,15 @@ export function kernel(): Kernel | null {
     const inst = new WASM.Instance(new WASM.Module(bytes), {});
     const mem = inst.exports.memory as { buffer: ArrayBuffer };
     const tally = Array.from({ length: PAIRS_PER_PASS }, (_, i) => inst.exports[`tally${i + 1}`] as TallyFn);
-    instance = { f64: new Float64Array(mem.buffer), i32: new Int32Array(mem.buffer), f32: new Float32Array(mem.buffer), tally };
+    const tallyStats = Array.from({ length: PAIRS_PER_PASS }, (_, i) => inst.exports[`tallyStats${i + 1}`] as TallyFn);
+    instance = {
+      f64: new Float64Array(mem.buffer),
+      i32: new Int32Array(mem.buffer),
+      f32: new Float32Array(mem.buffer),
+      tally,
+      tallyStats,
+      hist: new Uint32Array(mem.buffer, HIST_BASE, HIST_BINS),
+    };
   } catch {
     instance = null;
   }
@@ -279,6 +356,42 @@ export const SIGNAL_TABLE = new Float64Array(256).fill(1.5 * 2 ** 181);
  * and returns the number of finite elements and of exact zeros among them.
  */
 export function runLanes(k: Kernel, values: Float32Array, lanes: Lane[]): { finite: number; zeros: number } {
+  return run(k, values, lanes, false);
+}
+
+/** What `runLanesStats` adds to `runLanes`'s counts (over the finite elements). */
+export interface ChunkStats {
+  finite: number;
+  zeros: number;
+  /** Σx in element order (a sequential double sum). */
+  sum: number;
+  /** Smallest and largest x (+Inf / -Inf when no element is finite). */
+  min: number;
+  max: number;
+  /** Elements x ≤ -1e4 (attention-mask fills). */
+  masked: number;
+  /** Smallest non-zero |x| float32 bits (0x7f800000 when none). */
+  lo: number;
+}
+
+/**
+ * `runLanes`, and in the same pass over the data the chunk's Σx, min, max, mask-fill count and
+ * smallest non-zero |x|, with `k.hist[bits(|x|) >>> 15]` incremented for every finite element
+ * (zeros included). `k.hist` must be all zero before the call; the caller reads and re-zeroes it.
+ * The lanes' results are exactly `runLanes`'s.
+ */
+export function runLanesStats(k: Kernel, values: Float32Array, lanes: Lane[]): ChunkStats {
+  const { f64, f32, i32 } = k;
+  f64[STAT_SUM / 8] = 0;
+  f32[STAT_MIN / 4] = Infinity;
+  f32[STAT_MAX / 4] = -Infinity;
+  i32[STAT_MASKED / 4] = 0;
+  i32[STAT_LO / 4] = 0x7f800000;
+  const { finite, zeros } = run(k, values, lanes, true);
+  return { finite, zeros, sum: f64[STAT_SUM / 8]!, min: f32[STAT_MIN / 4]!, max: f32[STAT_MAX / 4]!, masked: i32[STAT_MASKED / 4]!, lo: i32[STAT_LO / 4]! };
+}
+
+function run(k: Kernel, values: Float32Array, lanes: Lane[], stats: boolean): { finite: number; zeros: number } {
   const pairs = Math.ceil(lanes.length / 2);
   if (pairs > MAX_PAIRS) throw new RangeError(`at most ${2 * MAX_PAIRS} lanes`);
   const { f64, i32, f32 } = k;
@@ -302,7 +415,7 @@ export function runLanes(k: Kernel, values: Float32Array, lanes: Lane[]): { fini
     f32.set(block, DATA_BASE / 4);
     for (let p = 0; p < pairs; p += PAIRS_PER_PASS) {
       const kk = Math.min(PAIRS_PER_PASS, pairs - p);
-      k.tally[kk - 1]!(DATA_BASE, block.length, p);
+      (stats && p === 0 ? k.tallyStats : k.tally)[kk - 1]!(DATA_BASE, block.length, p);
       for (let j = p; j < p + kk; j++) {
         for (let h = 0; h < 2; h++) {
           const lane = lanes[2 * j + h];

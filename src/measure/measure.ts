@@ -8,6 +8,7 @@ import { inferShapes } from '../analysis/shapes/infer.js';
 import { type Format } from '../formats/index.js';
 import { DataType, isFloatType } from '../onnx/dtype.js';
 import type { Graph, Model, Node, TensorType } from '../onnx/model.js';
+import type { TensorData } from '../onnx/tensor.js';
 import { tallyFormat } from '../report/headroom.js';
 import type { FormatSummary, Report, TensorKind, TensorReport } from '../report/types.js';
 import { VERSION } from '../version.js';
@@ -92,7 +93,7 @@ export async function measureModel(model: Model, opts: MeasureOptions): Promise<
     const name = vi.name ?? '';
     const feeds = sets.map((s) => s[k]!).filter((f) => f && isFloatType(f.dtype));
     if (feeds.length === 0) continue;
-    const st = new TensorStats(formats, { exactLimit: Infinity });
+    const st = new TensorStats(formats, { exactLimit: Infinity, borrow: true });
     for (const f of feeds) st.add(feedValues(f));
     add({ name, kind: 'input', op: 'input', node: null, dtype: feeds[0]!.dtype, shape: feeds[0]!.dims, stats: st.result() });
   }
@@ -105,9 +106,7 @@ export async function measureModel(model: Model, opts: MeasureOptions): Promise<
     const e: Entry = { name, kind: 'weight', op: 'initializer', node: null, dtype: td.dtype, shape: td.dims };
     deferred.push(() => {
       try {
-        const st = new TensorStats(formats, { exactLimit: WEIGHT_EXACT_LIMIT });
-        for (const chunk of td.chunks()) st.add(chunk);
-        e.stats = st.result();
+        e.stats = weightStats(formats, td);
       } catch (err) {
         // As add() composes it: the reason, then where the value comes from.
         const from = inlined.origin.get(name);
@@ -142,9 +141,7 @@ export async function measureModel(model: Model, opts: MeasureOptions): Promise<
       const k = node.opType === 'Constant' && node.domain === '' ? graph.constant(o) : null;
       if (k) {
         e.kind = outputs.has(o) ? 'output' : 'weight';
-        const st = new TensorStats(formats, { exactLimit: WEIGHT_EXACT_LIMIT });
-        for (const chunk of k.chunks()) st.add(chunk);
-        e.stats = st.result();
+        e.stats = weightStats(formats, k);
         e.shape = k.dims;
       } else if (FETCHABLE.has(dt)) targets.push({ name: o, dtype: dt });
       else e.note = `not measurable: ONNX Runtime cannot return ${npName(dt)} tensors`;
@@ -249,6 +246,16 @@ export async function measureModel(model: Model, opts: MeasureOptions): Promise<
           : `exact up to ${MULTI_RUN_EXACT_LIMIT} elements per tensor over all runs, else from a 256-bins-per-octave histogram (≤0.4% relative)`,
     },
   };
+}
+
+/**
+ * Statistics of a stored tensor, streamed chunk by chunk. Float32 values arrive as float64
+ * chunks; they go back to float32 (exact) so that the float32 kernels run — same results.
+ */
+function weightStats(formats: Format[], td: TensorData): MeasuredStats {
+  const st = new TensorStats(formats, { exactLimit: WEIGHT_EXACT_LIMIT, borrow: true });
+  for (const chunk of td.chunks()) st.add(td.dtype === DataType.FLOAT ? new Float32Array(chunk) : chunk);
+  return st.result();
 }
 
 function ownerAttr(owner: Node, g: Graph): string {

@@ -107,7 +107,10 @@ export class StatsPool {
     }
   }
 
-  /** Add a chunk of tensor `name` (`exactLimit` applies when its accumulator is created). */
+  /**
+   * Add a chunk of tensor `name` (`exactLimit` applies when its accumulator is created). The
+   * chunk is kept by reference until the tensor is finished: the caller must not modify it.
+   */
   add(name: string, data: Float32Array | Float64Array, exactLimit: number): void {
     if (this.failure) throw this.failure;
     const st = this.local.get(name);
@@ -121,7 +124,7 @@ export class StatsPool {
       if (this.worker && this.ready && this.workerBytes < this.mainBytes) {
         this.remote.set(name, (id = this.nextId++));
       } else {
-        const fresh = new TensorStats(this.formats, { exactLimit });
+        const fresh = new TensorStats(this.formats, { exactLimit, borrow: true });
         this.local.set(name, fresh);
         fresh.add(data);
         this.mainBytes += data.byteLength;

@@ -29,7 +29,7 @@ if (port) {
     try {
       if (m.kind === 'add') {
         let st = open.get(m.id);
-        if (!st) open.set(m.id, (st = new TensorStats(formats!, { exactLimit: m.exactLimit })));
+        if (!st) open.set(m.id, (st = new TensorStats(formats!, { exactLimit: m.exactLimit, borrow: true })));
         st.add(m.data);
       } else {
         const st = open.get(m.id) ?? new TensorStats(formats!);

@@ -7,21 +7,24 @@
  *   parallel formula, so the variance of a near-constant tensor does not vanish into rounding
  *   (the naive Σx²/n − mean² would). rms = √(mean² + var).
  * - Quantiles of |x| (p50, p99, p99.9): numpy's default 'linear' interpolation on the sorted
- *   values, found without sorting by a radix select on the float32 bits (`exactQuantiles`). The
- *   |x| of every chunk are kept (as float32, exact for float32/float16 data) while the tensor's
- *   total element count stays within `exactLimit`, so one run — or several small ones — gives
- *   exact numpy quantiles. Past the limit the kept values are poured into a fine
- *   histogram over the float32 bit pattern of |x| (bits >>> 15: 8 exponent + 8 mantissa bits,
- *   256 bins per octave, each bin ≤ 2^-8 ≈ 0.4% wide in relative terms), and quantiles are read
- *   from it by placing a bin's elements evenly across it. Float64 values are binned through
- *   float32 rounding.
- * - log2|x| histogram with 1-bit bins: bin k counts floor(log2|x|) = k (exact, from the exponent
- *   bits for float32 data).
- * - Per-format risk from the formats module's RiskAccumulator.
+ *   values, exact and without sorting. Every chunk is counted in a histogram of the float32 bit
+ *   pattern of |x| (bits >>> 15: 8 exponent + 8 mantissa bits, 256 bins per octave), in the
+ *   same pass as the moments; the histogram tells which bin holds each wanted rank, and a second
+ *   pass (fused with M2) picks out the elements of those few bins, among which the rank is
+ *   selected (`selectQuantiles`). The data is kept for that pass (by reference with `borrow`,
+ *   else copied; float64 data as float32 |x|, exact for float32/float16 sources) while the
+ *   tensor's element count stays within `exactLimit`. Past the limit the quantiles are read
+ *   from the histogram alone, placing a bin's elements evenly across it (≤ 2^-8 ≈ 0.4%
+ *   relative).
+ * - log2|x| histogram with 1-bit bins: bin k counts floor(log2|x|) = k (exact; for float32 data
+ *   read off the |x| histogram, whose bins never straddle a power of two).
+ * - Per-format risk: exactly `RiskAccumulator`'s (fused-risk.ts); on float32 chunks its SIMD
+ *   kernel also computes the first pass above (Σx, min, max, mask fills, |x| histogram).
  */
 import { MASK_FILL } from '../analysis/mask.js';
-import { RiskAccumulator, type Format } from '../formats/index.js';
+import type { Format } from '../formats/index.js';
 import type { FormatRisk } from '../report/types.js';
+import { FusedRisk } from './fused-risk.js';
 
 export interface MeasuredStats {
   count: number;
@@ -48,51 +51,77 @@ export interface MeasuredStats {
 /** floor(log2|x|) ranges over [-1074, 1023] for float64. */
 const LOG2_OFFSET = 1075;
 const LOG2_BINS = 2100;
-const FINE_BINS = 1 << 16;
-/** Below this many elements exact quantiles sort instead of radix-selecting. */
-const SORT_BELOW = 1 << 15;
-/** Radix levels of the quantile select over |x| float32 bits (31 bits): 11 + 10 + 10. */
-const COARSE_SHIFT = 20;
-const COARSE_BINS = 1 << 11;
-const MID_SHIFT = 10;
-const MID_BINS = 1 << 10;
-const LOW_BINS = 1 << 10;
+/** The |x| histogram: float32 bits of |x| >>> 15 (8 exponent + 8 mantissa bits, 256 bins per octave). */
+const BIN_SHIFT = 15;
+const BINS = 1 << 16;
+const LOW_MASK = (1 << BIN_SHIFT) - 1;
+/** A gathered bin of at most this many elements is sorted; a larger one is counted by its low 15 bits. */
+const SORT_MAX = 2048;
 /** Index (0/1) of the 32-bit word holding a double's sign and exponent. */
 const HI = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1 ? 1 : 0;
+const F32_INF_BITS = 0x7f800000;
 
 const scratchF32 = new Float32Array(1);
 const scratchU32 = new Uint32Array(scratchF32.buffer);
+/** Per-chunk counts, shared by every accumulator: all zero between calls. */
+const scratchHist = new Uint32Array(BINS);
+/** Bin → 1 + slot of a gathered bin during a quantile select: all 0 between calls (64 KiB, cache-friendly). */
+const scratchMark = new Uint8Array(BINS);
+
+const bitsOf = (x: number): number => ((scratchF32[0] = x), scratchU32[0]!);
+const valueOf = (b: number): number => ((scratchU32[0] = b), scratchF32[0]!);
 
 export interface StatsOptions {
-  /** Keep exact |x| for quantiles up to this many elements in total (default 2^22). */
+  /** Keep the data for exact |x| quantiles up to this many elements in total (default 2^22). */
   exactLimit?: number;
+  /**
+   * The caller leaves the arrays given to `add` unmodified until the last `result()` (fresh ONNX
+   * Runtime outputs, decoded weights): float32 chunks are then kept by reference instead of
+   * copied. Default false.
+   */
+  borrow?: boolean;
+}
+
+/** One `add` call: its moments and, while quantiles stay exact, its data. */
+interface Chunk {
+  n: number;
+  mean: number;
+  /** Σ(x − mean)² over the chunk; NaN until computed (at `result`, from `values`). */
+  m2: number;
+  /** The chunk's float32 values (M2 pending and/or quantile gather). */
+  values: Float32Array | null;
+  /** Float32 bits whose low 31 bits are |x| (NaN/±Inf patterns are skipped). */
+  bits: Uint32Array | null;
 }
 
 export class TensorStats {
   private n = 0;
   private nonFinite = 0;
-  private meanAcc = 0;
-  private m2 = 0;
   private min = Infinity;
   private max = -Infinity;
   private zeros = 0;
+  /** Finite elements whose |x| rounds to float32 zero (= zeros, for float32 data). */
+  private absZero = 0;
   /** Elements at or below an attention-mask fill (see src/analysis/mask.ts). */
   private masked = 0;
-  private readonly log2 = new Float64Array(LOG2_BINS);
-  /** Counts of |x| float32 bits >>> COARSE_SHIFT over every chunk (first radix level of the quantiles). */
-  private readonly coarse = new Float64Array(COARSE_BINS);
-  private kept: Float32Array[] | null = [];
+  private log2: Float64Array | null = null;
+  /** Counts of non-zero |x| by float32 bits >>> 15, for bins histLo … histLo + length − 1. */
+  private hist: Float64Array | null = null;
+  private histLo = 0;
+  private readonly chunks: Chunk[] = [];
+  private keeping = true;
   private keptCount = 0;
-  private fine: Float64Array | null = null;
-  private readonly risk: RiskAccumulator;
+  private readonly risk: FusedRisk;
   private readonly exactLimit: number;
+  private readonly borrow: boolean;
 
   constructor(
     private readonly formats: Format[],
     opts: StatsOptions = {},
   ) {
-    this.risk = new RiskAccumulator(formats);
+    this.risk = new FusedRisk(formats);
     this.exactLimit = opts.exactLimit ?? 1 << 22;
+    this.borrow = opts.borrow ?? false;
   }
 
   get count(): number {
@@ -100,184 +129,249 @@ export class TensorStats {
   }
 
   add(values: Float32Array | Float64Array): void {
+    if (values.length === 0) return;
+    if (values instanceof Float32Array) this.addF32(values);
+    else {
+      this.risk.addF64(values);
+      this.addF64(values);
+    }
+  }
+
+  /**
+   * Float32 data: one pass for the count, sum, min/max, zeros, mask fills and the |x|
+   * histogram (zeros counted without a branch: ReLU outputs mix zeros and non-zeros at random).
+   * M2 waits for the mean: it is computed at `result` together with the quantile gather, or
+   * right away when the data is not kept.
+   */
+  private addF32(values: Float32Array): void {
     const len = values.length;
-    if (len === 0) return;
-    // Pass 1: finite count, sum, min/max, zeros (counted without a branch: ReLU outputs mix
-    // zeros and non-zeros at random, and a mispredicted branch per element is the costliest
-    // thing in this loop).
+    const bits = new Uint32Array(values.buffer, values.byteOffset, len);
+    const fused = this.risk.addF32(values);
+    if (fused) {
+      const { finite: n, zeros, sum, min, max, masked, lo } = fused.stats;
+      this.finishF32(values, bits, fused.kernel.hist, n, sum, min, max, zeros, masked, lo);
+      return;
+    }
+    const h = scratchHist;
     let n = 0;
     let sum = 0;
-    let min = this.min;
-    let max = this.max;
+    let min = Infinity;
+    let max = -Infinity;
     let zeros = 0;
     let masked = 0;
-    if (values instanceof Float32Array) {
-      for (let i = 0; i < len; i++) {
-        const x = values[i]!;
-        if (x - x !== 0) continue; // NaN or ±Inf
-        n++;
-        sum += x;
-        if (x < min) min = x;
-        if (x > max) max = x;
-        zeros += +(x === 0);
-        masked += +(x <= MASK_FILL);
-      }
-    } else {
-      for (let i = 0; i < len; i++) {
-        const x = values[i]!;
-        if (x - x !== 0) continue;
-        n++;
-        sum += x;
-        if (x < min) min = x;
-        if (x > max) max = x;
-        zeros += +(x === 0);
-        masked += +(x <= MASK_FILL);
-      }
-    }
-    const nonFinite = len - n;
-    this.masked += masked;
-    this.nonFinite += nonFinite;
-    this.min = min;
-    this.max = max;
-    this.zeros += zeros;
-    if (n === 0) return;
-    const finite = nonFinite === 0 ? values : filterFinite(values, n);
-
-    // Pass 2: M2 around the chunk mean, |x| (as float32 bits) for quantiles, the coarse
-    // histogram of those bits and the log2 bins.
-    const mean = sum / n;
-    const abs = new Float32Array(n);
-    const m2 =
-      finite instanceof Float32Array
-        ? this.pass2F32(finite, mean, abs, zeros)
-        : this.pass2F64(finite, mean, abs, zeros);
-    // Chan et al.: merge (n, mean, M2) of the chunk into the running totals.
-    const tot = this.n + n;
-    const delta = mean - this.meanAcc;
-    this.m2 += m2 + (delta * delta * this.n * n) / tot;
-    this.meanAcc += (delta * n) / tot;
-    this.n = tot;
-
-    if (this.kept && this.keptCount + n <= this.exactLimit) {
-      this.kept.push(abs);
-      this.keptCount += n;
-    } else {
-      if (this.kept) {
-        for (const k of this.kept) this.binFine(k);
-        this.kept = null;
-        this.keptCount = 0;
-      }
-      this.binFine(abs);
-    }
-    this.risk.add(finite);
-  }
-
-  /**
-   * Float32 data: one loop for M2, |x| bits and the coarse histogram (bits >>> 20: exponent
-   * and 3 mantissa bits). The log2 bins of normal values are read off the coarse histogram
-   * (8 bins per exponent); subnormals, rare, get a pass of their own. Returns the chunk's M2.
-   */
-  private pass2F32(finite: Float32Array, mean: number, abs: Float32Array, zeros: number): number {
-    const n = finite.length;
-    const bits = new Uint32Array(finite.buffer, finite.byteOffset, n);
-    const absBits = new Uint32Array(abs.buffer, abs.byteOffset, n);
-    const h = new Uint32Array(COARSE_BINS);
-    let m2 = 0;
-    for (let i = 0; i < n; i++) {
-      const d = finite[i]! - mean;
-      m2 += d * d;
+    let lo = F32_INF_BITS; // smallest non-zero |x| bits
+    for (let i = 0; i < len; i++) {
       const b = bits[i]! & 0x7fffffff;
-      absBits[i] = b;
-      h[b >>> COARSE_SHIFT]!++;
+      if (b >= F32_INF_BITS) continue; // NaN or ±Inf
+      const x = values[i]!;
+      n++;
+      sum += x;
+      if (x < min) min = x;
+      if (x > max) max = x;
+      zeros += +(b === 0);
+      masked += +(x <= MASK_FILL);
+      h[b >>> BIN_SHIFT]!++;
+      if (b < lo && b !== 0) lo = b;
     }
-    const coarse = this.coarse;
-    const log2 = this.log2;
-    let low = 0; // zeros and subnormals: bins of exponent field 0
-    for (let k = 0; k < COARSE_BINS; k++) {
-      const c = h[k]!;
-      if (c === 0) continue;
-      coarse[k]! += c;
-      const e = k >>> (23 - COARSE_SHIFT);
-      if (e === 0) low += c;
-      else log2[e - 127 + LOG2_OFFSET]! += c;
-    }
-    if (low > zeros) {
-      for (let i = 0; i < n; i++) {
-        const b = absBits[i]!;
-        if (b !== 0 && b < 0x800000) log2[Math.floor(Math.log2(abs[i]!)) + LOG2_OFFSET]!++;
-      }
-    }
-    return m2;
+    this.finishF32(values, bits, h, n, sum, min, max, zeros, masked, lo);
+  }
+
+  /** Fold a float32 chunk's first-pass results (counted in `h`, zeroed here) into the totals. */
+  private finishF32(values: Float32Array, bits: Uint32Array, h: Uint32Array, n: number, sum: number, min: number, max: number, zeros: number, masked: number, lo: number): void {
+    this.nonFinite += values.length - n;
+    if (n === 0) return;
+    this.masked += masked;
+    this.zeros += zeros;
+    this.absZero += zeros;
+    if (min < this.min) this.min = min;
+    if (max > this.max) this.max = max;
+    h[0]! -= zeros;
+    if (lo !== F32_INF_BITS) this.harvest(h, lo >>> BIN_SHIFT, bitsOf(Math.max(-min, max)) >>> BIN_SHIFT, bits, true);
+    this.addChunk(n, sum / n, values, null);
   }
 
   /**
-   * Float64 data: the same, with the log2 bins from the double's own exponent field (|x| is
-   * kept rounded to float32, whose bits feed the coarse histogram). Returns the chunk's M2.
+   * Float64 data: the same, with M2 computed here, the log2 bins from the double's own exponent
+   * field, and |x| rounded to float32 for the histogram and the quantiles (exact for
+   * float32/float16 sources).
    */
-  private pass2F64(finite: Float64Array, mean: number, abs: Float32Array, zeros: number): number {
-    const n = finite.length;
-    const words = new Uint32Array(finite.buffer, finite.byteOffset, 2 * n);
-    const absBits = new Uint32Array(abs.buffer, abs.byteOffset, n);
-    const h = new Uint32Array(COARSE_BINS);
+  private addF64(values: Float64Array): void {
+    const len = values.length;
+    let n = 0;
+    let sum = 0;
+    let min = Infinity;
+    let max = -Infinity;
+    let zeros = 0;
+    let masked = 0;
+    for (let i = 0; i < len; i++) {
+      const x = values[i]!;
+      if (x - x !== 0) continue;
+      n++;
+      sum += x;
+      if (x < min) min = x;
+      if (x > max) max = x;
+      zeros += +(x === 0);
+      masked += +(x <= MASK_FILL);
+    }
+    this.nonFinite += len - n;
+    if (n === 0) return;
+    this.masked += masked;
+    this.zeros += zeros;
+    if (min < this.min) this.min = min;
+    if (max > this.max) this.max = max;
+    const mean = sum / n;
+    const words = new Uint32Array(values.buffer, values.byteOffset, 2 * len);
+    const abs = new Float32Array(n);
+    const absBits = new Uint32Array(abs.buffer);
     const fields = new Uint32Array(2048);
+    const h = scratchHist;
     let m2 = 0;
-    for (let i = 0; i < n; i++) {
-      const x = finite[i]!;
+    let k = 0;
+    let lo = F32_INF_BITS;
+    let hi = 0;
+    let absZero = 0;
+    for (let i = 0; i < len; i++) {
+      const x = values[i]!;
+      if (x - x !== 0) continue;
       const d = x - mean;
       m2 += d * d;
-      abs[i] = Math.abs(x); // float32 rounding (exact for float32/float16 sources)
-      h[absBits[i]! >>> COARSE_SHIFT]!++;
+      abs[k] = Math.abs(x); // float32 rounding
+      const b = absBits[k++]!;
+      h[b >>> BIN_SHIFT]!++;
+      absZero += +(b === 0);
+      if (b < lo && b !== 0) lo = b;
+      if (b > hi) hi = b;
       fields[(words[2 * i + HI]! >>> 20) & 0x7ff]!++;
     }
-    const coarse = this.coarse;
-    for (let k = 0; k < COARSE_BINS; k++) coarse[k]! += h[k]!;
-    const log2 = this.log2;
+    this.absZero += absZero;
+    h[0]! -= absZero;
+    if (lo !== F32_INF_BITS) this.harvest(h, lo >>> BIN_SHIFT, hi >>> BIN_SHIFT, absBits, false);
+    const log2 = (this.log2 ??= new Float64Array(LOG2_BINS));
     for (let e = 1; e < 2047; e++) if (fields[e] !== 0) log2[e - 1023 + LOG2_OFFSET]! += fields[e]!;
     if (fields[0]! > zeros) {
-      for (let i = 0; i < n; i++) {
-        const a = Math.abs(finite[i]!);
+      for (let i = 0; i < len; i++) {
+        const a = Math.abs(values[i]!);
         if (a !== 0 && a < 2 ** -1022) log2[Math.floor(Math.log2(a)) + LOG2_OFFSET]!++;
       }
     }
-    return m2;
+    this.addChunk(n, mean, null, absBits, m2);
   }
 
-  private binFine(abs: Float32Array): void {
-    const fine = (this.fine ??= new Float64Array(FINE_BINS));
-    const bits = new Uint32Array(abs.buffer, abs.byteOffset, abs.length);
-    for (let i = 0; i < bits.length; i++) {
-      const b = bits[i]!;
-      if (b !== 0) fine[b >>> 15]!++;
+  /**
+   * Move bins lo…hi of the scratch counts into the tensor's histogram (zeroing them), and, for
+   * float32 data, its log2 bins: a bin's floor(log2|x|) is its exponent field's for normal
+   * values, and for subnormals m·2^-149 with m ≥ 2^15 it is fixed by the bin as well; the few
+   * subnormals below 2^-134 (bin 0) take a pass over `bits` of their own.
+   */
+  private harvest(h: Uint32Array, lo: number, hi: number, bits: Uint32Array, log2FromBins: boolean): void {
+    let dst = this.hist;
+    if (!dst) {
+      dst = this.hist = new Float64Array(hi - lo + 1);
+      this.histLo = lo;
+    } else if (lo < this.histLo || hi >= this.histLo + dst.length) {
+      const nlo = Math.min(lo, this.histLo);
+      const nhi = Math.max(hi, this.histLo + dst.length - 1);
+      const grown = new Float64Array(nhi - nlo + 1);
+      grown.set(dst, this.histLo - nlo);
+      dst = this.hist = grown;
+      this.histLo = nlo;
     }
+    const off = lo - this.histLo;
+    if (!log2FromBins) {
+      for (let k = lo; k <= hi; k++) {
+        const c = h[k]!;
+        if (c === 0) continue;
+        h[k] = 0;
+        dst[off + k - lo]! += c;
+      }
+      return;
+    }
+    const log2 = (this.log2 ??= new Float64Array(LOG2_BINS));
+    let tiny = 0;
+    for (let k = lo; k <= hi; k++) {
+      const c = h[k]!;
+      if (c === 0) continue;
+      h[k] = 0;
+      dst[off + k - lo]! += c;
+      const field = k >>> 8;
+      if (field > 0) log2[field - 127 + LOG2_OFFSET]! += c;
+      else if (k > 0) log2[BIN_SHIFT + 31 - Math.clz32(k) - 149 + LOG2_OFFSET]! += c;
+      else tiny = c;
+    }
+    if (tiny > 0) {
+      for (let i = 0; i < bits.length; i++) {
+        const b = bits[i]! & 0x7fffffff;
+        if (b !== 0 && b <= LOW_MASK) log2[31 - Math.clz32(b) - 149 + LOG2_OFFSET]!++;
+      }
+    }
+  }
+
+  private addChunk(n: number, mean: number, values: Float32Array | null, bits: Uint32Array | null, m2 = NaN): void {
+    this.n += n;
+    if (this.keeping && this.keptCount + n <= this.exactLimit) {
+      this.keptCount += n;
+      if (values) {
+        const v = this.borrow ? values : values.slice();
+        this.chunks.push({ n, mean, m2, values: v, bits: new Uint32Array(v.buffer, v.byteOffset, v.length) });
+      } else this.chunks.push({ n, mean, m2, values: null, bits });
+      return;
+    }
+    // Past the exact limit: quantiles come from the histogram, the data is not kept.
+    if (this.keeping) {
+      this.keeping = false;
+      for (const c of this.chunks) {
+        if (c.values && Number.isNaN(c.m2)) c.m2 = m2Around(c.values, c.mean);
+        c.values = null;
+        c.bits = null;
+      }
+    }
+    this.chunks.push({ n, mean, m2: values ? m2Around(values, mean) : m2, values: null, bits: null });
   }
 
   result(): MeasuredStats {
     const n = this.n;
-    const risk = riskRecord(this.risk, this.formats);
+    const risk = this.risk.result();
+    const log2 = this.log2;
     let lo = 0;
     let hi = LOG2_BINS - 1;
-    while (lo < LOG2_BINS && this.log2[lo] === 0) lo++;
-    while (hi >= lo && this.log2[hi] === 0) hi--;
-    const counts = lo <= hi ? Array.from(this.log2.subarray(lo, hi + 1)) : [];
-    const log2Hist = { log2Min: lo <= hi ? lo - LOG2_OFFSET : 0, counts };
+    if (log2) {
+      while (lo < LOG2_BINS && log2[lo] === 0) lo++;
+      while (hi >= lo && log2[hi] === 0) hi--;
+    }
+    const counts = log2 && lo <= hi ? Array.from(log2.subarray(lo, hi + 1)) : [];
+    const log2Hist = { log2Min: log2 && lo <= hi ? lo - LOG2_OFFSET : 0, counts };
     if (n === 0) {
       return {
         count: 0, nonFinite: this.nonFinite, mean: NaN, std: NaN, rms: NaN, min: NaN, max: NaN, absmax: NaN,
         fracZero: NaN, fracMasked: 0, absP50: NaN, absP99: NaN, absP999: NaN, quantilesExact: true, log2Hist, risk,
       };
     }
-    const variance = Math.max(0, this.m2 / n);
-    const mean = this.meanAcc;
     const qs = [0.5, 0.99, 0.999];
     let quant: number[];
-    let exact: boolean;
-    if (this.kept) {
-      quant = exactQuantiles(this.kept, this.keptCount, qs, this.coarse);
-      exact = true;
-    } else {
-      quant = qs.map((q) => this.fineQuantile(q));
-      exact = false;
+    if (this.keeping) {
+      // Pass 2 over the kept data: the pending M2 and the elements of the quantiles' bins.
+      quant = selectQuantiles(this.hist, this.histLo, this.absZero, n, qs, (mark, cand, fill) => {
+        for (const c of this.chunks) {
+          if (c.values && Number.isNaN(c.m2)) {
+            c.m2 = m2AndGather(c.values, c.bits!, c.mean, mark, cand, fill);
+            if (!this.borrow) c.values = null;
+          } else if (c.bits) gather(c.bits, mark, cand, fill);
+        }
+      });
+    } else quant = qs.map((q) => this.histQuantile(q));
+    // Chan et al.: merge the chunks' (n, mean, M2), in order.
+    let count = 0;
+    let mean = 0;
+    let m2 = 0;
+    for (const c of this.chunks) {
+      if (Number.isNaN(c.m2) && c.values) c.m2 = m2Around(c.values, c.mean);
+      const tot = count + c.n;
+      const delta = c.mean - mean;
+      m2 += c.m2 + (delta * delta * count * c.n) / tot;
+      mean += (delta * c.n) / tot;
+      count = tot;
     }
+    const variance = Math.max(0, m2 / n);
     return {
       count: n,
       nonFinite: this.nonFinite,
@@ -292,14 +386,14 @@ export class TensorStats {
       absP50: quant[0]!,
       absP99: quant[1]!,
       absP999: quant[2]!,
-      quantilesExact: exact,
+      quantilesExact: this.keeping,
       log2Hist,
       risk,
     };
   }
 
-  /** The element of rank r (0-based, fractional ranks interpolate) from the fine histogram. */
-  private fineQuantile(q: number): number {
+  /** Quantile from the histogram alone: a bin's elements placed evenly across it (≤ 0.4% relative). */
+  private histQuantile(q: number): number {
     const pos = q * (this.n - 1);
     const i = Math.floor(pos);
     const a = this.rankValue(i);
@@ -308,17 +402,16 @@ export class TensorStats {
   }
 
   private rankValue(rank: number): number {
-    if (rank < this.zeros) return 0;
-    let r = rank - this.zeros;
-    const fine = this.fine!;
-    for (let b = 0; b < FINE_BINS; b++) {
-      const c = fine[b]!;
+    if (rank < this.absZero) return 0;
+    let r = rank - this.absZero;
+    const hist = this.hist!;
+    for (let j = 0; j < hist.length; j++) {
+      const c = hist[j]!;
       if (c === 0) continue;
       if (r < c) {
-        scratchU32[0] = b << 15;
-        const lo = scratchF32[0]!;
-        scratchU32[0] = Math.min(((b + 1) << 15) >>> 0, 0x7f800000);
-        const hi = scratchF32[0]!;
+        const b = this.histLo + j;
+        const lo = valueOf(b << BIN_SHIFT);
+        const hi = valueOf(Math.min(((b + 1) << BIN_SHIFT) >>> 0, F32_INF_BITS - 1)); // the top bin ends at float32 max, not ∞
         return lo + ((r + 0.5) / c) * (hi - lo);
       }
       r -= c;
@@ -327,45 +420,116 @@ export class TensorStats {
   }
 }
 
+/** Σ(x − mean)² over the finite elements of a float32 chunk. */
+function m2Around(values: Float32Array, mean: number): number {
+  let m2 = 0;
+  for (let i = 0; i < values.length; i++) {
+    const x = values[i]!;
+    if (x - x !== 0) continue;
+    const d = x - mean;
+    m2 += d * d;
+  }
+  return m2;
+}
+
+/** `m2Around` fused with `gather` (one pass over the chunk). */
+function m2AndGather(values: Float32Array, bits: Uint32Array, mean: number, mark: Uint8Array, cand: Uint32Array, fill: Int32Array): number {
+  let m2 = 0;
+  for (let i = 0; i < values.length; i++) {
+    const b = bits[i]! & 0x7fffffff;
+    if (b >= F32_INF_BITS) continue;
+    const d = values[i]! - mean;
+    m2 += d * d;
+    const s = mark[b >>> BIN_SHIFT]!;
+    if (s !== 0 && b !== 0) cand[fill[s - 1]!++] = b;
+  }
+  return m2;
+}
+
+/** Copy the |x| bits of the elements in marked bins to their slot's part of `cand`. */
+function gather(bits: Uint32Array, mark: Uint8Array, cand: Uint32Array, fill: Int32Array): void {
+  for (let i = 0; i < bits.length; i++) {
+    const b = bits[i]! & 0x7fffffff;
+    if (b >= F32_INF_BITS || b === 0) continue;
+    const s = mark[b >>> BIN_SHIFT]!;
+    if (s !== 0) cand[fill[s - 1]!++] = b;
+  }
+}
+
+type Gatherer = (mark: Uint8Array, cand: Uint32Array, fill: Int32Array) => void;
+
 /**
- * numpy.quantile(|x|, q, method='linear') over the union of `arrays` (non-negative float32)
- * without sorting: the bit pattern of a non-negative float32 orders like its value, so the
- * element of rank r is found by a radix select over its 31 bits in three levels: a histogram
- * of the top 11 bits (`coarse`, when the caller has it already; it must count exactly the
- * elements of `arrays`) locates each wanted rank's bin; one branchless pass gathers the
- * elements of those few bins; a histogram of their next 10 bits, then of the last 10 bits of
- * the elements sharing the located 21-bit prefix, gives the exact value. O(n), one pass over the
- * data beyond the histogram.
+ * numpy.quantile(|x|, q, method='linear') from the exact histogram of the non-zero |x| by
+ * float32 bits >>> 15 (`hist`, bins from `histLo`) and the number of zeros: each wanted rank's
+ * bin is located in the histogram; `gather` then copies the elements of those few bins (one
+ * pass over the data), and the rank is selected among them — by sorting when the bin holds few
+ * elements, else by counting their low 15 bits. The bit pattern of a non-negative float32
+ * orders like its value, so this is exact. O(n).
  */
-export function exactQuantiles(arrays: Float32Array[], total: number, qs: number[], coarse?: ArrayLike<number>): number[] {
+function selectQuantiles(hist: Float64Array | null, histLo: number, zeros: number, total: number, qs: number[], gatherInto: Gatherer): number[] {
   if (total === 0) return qs.map(() => NaN);
-  if (total <= SORT_BELOW) {
-    // Small: sorting beats the radix select's fixed cost.
-    let all: Float32Array;
-    if (arrays.length === 1) all = arrays[0]!.slice();
-    else {
-      all = new Float32Array(total);
-      let o = 0;
-      for (const a of arrays) (all.set(a, o), (o += a.length));
-    }
-    all.sort();
-    return qs.map((q) => linearQuantile(all, q));
-  }
-  const want: number[] = [];
+  const ranks: number[] = [];
   for (const q of qs) {
-    const pos = q * (total - 1);
-    const lo = Math.floor(pos);
-    want.push(lo, Math.min(lo + 1, total - 1));
+    const lo = Math.floor(q * (total - 1));
+    ranks.push(lo, Math.min(lo + 1, total - 1));
   }
-  const views = arrays.map((a) => new Uint32Array(a.buffer, a.byteOffset, a.length));
-  let hist = coarse;
-  if (!hist) {
-    const h = new Float64Array(COARSE_BINS);
-    for (const v of views) for (let i = 0; i < v.length; i++) h[v[i]! >>> COARSE_SHIFT]!++;
-    hist = h;
+  // Locate each rank: a zero, or (slot of its bin, rank within the bin).
+  const order = ranks.map((_, i) => i).sort((a, b) => ranks[a]! - ranks[b]!);
+  const where: { bin: number; rest: number }[] = ranks.map(() => ({ bin: -1, rest: 0 }));
+  let k = 0;
+  while (k < order.length && ranks[order[k]!]! < zeros) k++;
+  let acc = zeros;
+  if (hist) {
+    for (let j = 0; j < hist.length && k < order.length; j++) {
+      const c = hist[j]!;
+      while (k < order.length && ranks[order[k]!]! < acc + c) {
+        where[order[k]!] = { bin: histLo + j, rest: ranks[order[k]!]! - acc };
+        k++;
+      }
+      acc += c;
+    }
   }
-  const bitsOfRank = selectRanks(views, hist, want);
-  const values = bitsOfRank.map((b) => ((scratchU32[0] = b), scratchF32[0]!));
+  const bins: number[] = [];
+  const counts: number[] = [];
+  for (const w of where) {
+    if (w.bin < 0 || scratchMark[w.bin] !== 0) continue;
+    bins.push(w.bin);
+    scratchMark[w.bin] = bins.length;
+    counts.push(hist![w.bin - histLo]!);
+  }
+  const start = new Int32Array(bins.length + 1);
+  for (let s = 0; s < bins.length; s++) start[s + 1] = start[s]! + counts[s]!;
+  const fill = start.slice(0, bins.length);
+  const cand = new Uint32Array(start[bins.length]!);
+  try {
+    if (bins.length > 0) gatherInto(scratchMark, cand, fill);
+  } finally {
+    for (const b of bins) scratchMark[b] = 0;
+  }
+  const sorted = new Set<number>();
+  const lowHist = new Map<number, Uint32Array>();
+  const bitsAt = ({ bin, rest }: { bin: number; rest: number }): number => {
+    if (bin < 0) return 0;
+    const s = bins.indexOf(bin);
+    const part = cand.subarray(start[s]!, start[s + 1]!);
+    if (part.length <= SORT_MAX) {
+      if (!sorted.has(s)) (part.sort(), sorted.add(s));
+      return part[rest]!;
+    }
+    let low = lowHist.get(s);
+    if (!low) {
+      low = new Uint32Array(LOW_MASK + 1);
+      for (let i = 0; i < part.length; i++) low[part[i]! & LOW_MASK]!++;
+      lowHist.set(s, low);
+    }
+    let r = rest;
+    for (let j = 0; j <= LOW_MASK; j++) {
+      if (r < low[j]!) return ((bin << BIN_SHIFT) | j) >>> 0;
+      r -= low[j]!;
+    }
+    throw new Error('quantile select: histogram and data disagree');
+  };
+  const values = where.map((w) => valueOf(bitsAt(w)));
   return qs.map((q, i) => {
     const pos = q * (total - 1);
     const a = values[2 * i]!;
@@ -375,71 +539,23 @@ export function exactQuantiles(arrays: Float32Array[], total: number, qs: number
   });
 }
 
-/** Where each rank falls in a histogram: bin and rank within the bin. */
-function locate(hist: ArrayLike<number>, from: number, bins: number, ranks: number[]): { bin: number; rest: number }[] {
-  const located = ranks.map(() => ({ bin: bins - 1, rest: 0 }));
-  const order = ranks.map((_, i) => i).sort((a, b) => ranks[a]! - ranks[b]!);
-  let k = 0;
-  let acc = 0;
-  for (let b = 0; b < bins && k < order.length; b++) {
-    const c = hist[from + b]!;
-    while (k < order.length && ranks[order[k]!]! < acc + c) {
-      located[order[k]!] = { bin: b, rest: ranks[order[k]!]! - acc };
-      k++;
-    }
-    acc += c;
-  }
-  return located;
-}
-
-/** The bit patterns of the elements of the given ranks (see `exactQuantiles`). */
-function selectRanks(views: Uint32Array[], coarse: ArrayLike<number>, ranks: number[]): number[] {
-  // Level 1: the top 11 bits.
-  const l1 = locate(coarse, 0, COARSE_BINS, ranks);
-  const slotOf = new Int32Array(COARSE_BINS).fill(-1);
-  const bins: number[] = [];
-  let m = 0;
-  for (const { bin } of l1) {
-    if (slotOf[bin] !== -1) continue;
-    slotOf[bin] = bins.length;
-    bins.push(bin);
-    m += coarse[bin]!;
-  }
-  // Gather the elements of those bins, without a branch (always write, advance when wanted).
-  const cand = new Uint32Array(m + 1);
-  let k = 0;
+/**
+ * numpy.quantile(|x|, q, method='linear') over the union of `arrays` (non-negative finite
+ * float32), exactly, without sorting (see `selectQuantiles`).
+ */
+export function exactQuantiles(arrays: Float32Array[], total: number, qs: number[]): number[] {
+  const hist = new Float64Array(BINS);
+  let zeros = 0;
+  const views = arrays.map((a) => new Uint32Array(a.buffer, a.byteOffset, a.length));
   for (const v of views) {
     for (let i = 0; i < v.length; i++) {
-      const b = v[i]!;
-      cand[k] = b;
-      k += (slotOf[b >>> COARSE_SHIFT]! >>> 31) ^ 1;
+      const b = v[i]! & 0x7fffffff;
+      if (b === 0) zeros++;
+      else hist[b >>> BIN_SHIFT]!++;
     }
   }
-  // Level 2: the next 10 bits, one histogram per gathered bin.
-  const mid = new Float64Array(bins.length * MID_BINS);
-  for (let i = 0; i < m; i++) {
-    const b = cand[i]!;
-    mid[slotOf[b >>> COARSE_SHIFT]! * MID_BINS + ((b >>> MID_SHIFT) & (MID_BINS - 1))]!++;
-  }
-  // Level 3: the last 10 bits of the elements sharing each located 21-bit prefix, all prefixes
-  // in one pass (a level-2 key maps to its prefix's histogram, or to a dummy one).
-  const l2 = l1.map(({ bin, rest }) => {
-    const slot = slotOf[bin]!;
-    const [{ bin: sub, rest: rest2 }] = locate(mid, slot * MID_BINS, MID_BINS, [rest]) as [{ bin: number; rest: number }];
-    return { key: slot * MID_BINS + sub, prefix: (bin << (COARSE_SHIFT - MID_SHIFT)) | sub, rest: rest2 };
-  });
-  const lowOf = new Int32Array(bins.length * MID_BINS); // 0: dummy, else 1 + index of the prefix
-  const prefixes: number[] = [];
-  for (const { key } of l2) if (lowOf[key] === 0) lowOf[key] = prefixes.push(key);
-  const low = new Float64Array((prefixes.length + 1) * LOW_BINS);
-  for (let i = 0; i < m; i++) {
-    const b = cand[i]!;
-    const key = slotOf[b >>> COARSE_SHIFT]! * MID_BINS + ((b >>> MID_SHIFT) & (MID_BINS - 1));
-    low[lowOf[key]! * LOW_BINS + (b & (LOW_BINS - 1))]!++;
-  }
-  return l2.map(({ key, prefix, rest }) => {
-    const [{ bin: last }] = locate(low, lowOf[key]! * LOW_BINS, LOW_BINS, [rest]) as [{ bin: number; rest: number }];
-    return ((prefix << MID_SHIFT) | last) >>> 0;
+  return selectQuantiles(hist, 0, zeros, total, qs, (mark, cand, fill) => {
+    for (const v of views) gather(v, mark, cand, fill);
   });
 }
 
@@ -452,31 +568,4 @@ export function linearQuantile(sorted: ArrayLike<number>, q: number): number {
   const a = sorted[i]!;
   if (i + 1 >= n) return a;
   return a + (sorted[i + 1]! - a) * (pos - i);
-}
-
-function filterFinite(v: Float32Array | Float64Array, n: number): Float32Array | Float64Array {
-  const out = v instanceof Float32Array ? new Float32Array(n) : new Float64Array(n);
-  let o = 0;
-  for (let i = 0; i < v.length; i++) {
-    const x = v[i]!;
-    if (x - x === 0) out[o++] = x;
-  }
-  return out;
-}
-
-/** The accumulator's per-format results keyed by format name, in the report's shape (∞ SQNR → null). */
-function riskRecord(acc: RiskAccumulator, formats: Format[]): Record<string, FormatRisk> {
-  const res = acc.result().formats;
-  const out: Record<string, FormatRisk> = {};
-  for (const f of formats) {
-    const r = res[f.name];
-    if (!r) continue;
-    out[f.name] = {
-      overflow: r.overflow,
-      underflow: r.underflow,
-      subnormal: r.subnormal,
-      sqnrDb: Number.isFinite(r.sqnrDb) ? r.sqnrDb : null,
-    };
-  }
-  return out;
 }
