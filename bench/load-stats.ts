@@ -10,7 +10,8 @@
  * as the installed CLI does:
  *   - unitscale, TensorData.chunks(): every initializer's mean/RMS/absmax, one thread
  *   - unitscale, weightStats(): the same through src/onnx/weight-stats.ts (worker threads)
- *   - unitscale, analyzeModel(): the full static analysis (when src/analysis/analyze.ts exists)
+ *   - unitscale analyze: the CLI command, as users run it (weight pass on all cores, then the
+ *     propagation; --serial-analyze adds the old single-threaded analyzeModel() for comparison)
  *   - python: Debian's python3-onnx + numpy, onnx.load (with external data) then numpy
  *     mean / RMS / absmax per initializer (/usr/bin/python3, not the PATH one)
  *   - read floor: `cat` of the model files to /dev/null
@@ -45,10 +46,18 @@ if (mode === 'chunks') {
   const { weightStats } = await lib('onnx/weight-stats.js');
   const stats = await weightStats(model);
   stats.forEach((s, i) => { if (tensors[i].isFloat) { n++; checksum += s.rms; } });
-} else if (mode === 'analyze') {
+} else if (mode === 'analyze-serial') {
   const { analyzeModel } = await lib('analysis/analyze.js');
-  const report = await analyzeModel(model);
+  const report = analyzeModel(model);
   n = report.tensors?.length ?? 0;
+} else if (mode === 'cli') {
+  const { main } = await lib('cli/main.js');
+  const out = process.stdout.write.bind(process.stdout);
+  process.stdout.write = () => true; // the table is not the point here
+  const code = await main(['analyze', file, '--top', '5']);
+  process.stdout.write = out;
+  if (code !== 0) process.exit(code);
+  n = -1;
 }
 console.log(JSON.stringify({ tensors: n, checksum }));
 `;
@@ -127,7 +136,7 @@ async function parent(): Promise<void> {
   const presets = (get('models') ?? '125M,1B').split(',');
   const base = path.resolve(get('dir') ?? '/tmp/unitscale-bench');
   const runs = Number(get('runs') ?? 3);
-  // The full analysis takes minutes on the 1B model: fewer runs by default.
+  // The old serial analysis takes minutes on the 1B model: fewer runs by default.
   const analyzeRuns = Number(get('analyze-runs') ?? 1);
   const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
   const rows: Row[] = [];
@@ -152,10 +161,11 @@ async function parent(): Promise<void> {
       ['unitscale: weightStats(), worker threads', node('threads')],
       ['python3: onnx.load + numpy', ['/usr/bin/python3', ['-c', PYTHON, model]]],
     ];
-    if (withAnalyze) tools.push(['unitscale: analyzeModel() (full analysis)', node('analyze')]);
+    if (withAnalyze) tools.push(['unitscale analyze (CLI, full analysis)', node('cli')]);
+    if (withAnalyze && argv.includes('--serial-analyze')) tools.push(['unitscale: analyzeModel() without the weight pass', node('analyze-serial')]);
     for (const [tool, [cmd, args]] of tools) {
       const times: Timing[] = [];
-      const n = tool.includes('analyzeModel') ? analyzeRuns : runs;
+      const n = tool.includes('without the weight pass') ? analyzeRuns : runs;
       try {
         for (let r = 0; r < n; r++) {
           execFileSync('/bin/sh', ['-c', `cat ${files.map((f) => `'${f}'`).join(' ')} > /dev/null`]); // warm the page cache

@@ -19,6 +19,7 @@ import { VERSION } from '../version.js';
 import { describe, quantileAbs } from './dist.js';
 import { inputScales, type InputAssumption } from './inputs.js';
 import { propagateBackward, propagateForward, type PropagateInput } from './propagate.js';
+import { readWeights } from './weight-pass.js';
 import { registry } from './registry.js';
 import { scaleRisk } from './risk.js';
 import { rmsOf, type Scale } from './scale.js';
@@ -106,6 +107,23 @@ interface Entry {
   type: TensorType | null;
   scale: Scale;
   order: number;
+}
+
+export interface WeightReadOptions {
+  /** Worker threads for the weight pass (default: the machine's cores, at most 8; 0: none). */
+  threads?: number;
+  /** Progress of the weight pass in bytes: (done, total). */
+  onWeightProgress?: (done: number, total: number) => void;
+}
+
+/**
+ * `analyzeModel` after the parallel weight pass (weight-pass.ts): every weight is read once, on
+ * all cores, before propagation. Same report; what the CLI runs.
+ */
+export async function analyzeModelAsync(model: Model, opts: AnalyzeOptions & WeightReadOptions = {}): Promise<Report> {
+  const formats = opts.formats && opts.formats.length ? opts.formats : DEFAULT_FORMATS.map((n) => parseFormat(n));
+  await readWeights(model, formats, { threads: opts.threads, onProgress: opts.onWeightProgress });
+  return analyzeModel(model, { ...opts, formats });
 }
 
 export function analyzeModel(model: Model, opts: AnalyzeOptions = {}): Report {

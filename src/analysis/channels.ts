@@ -26,6 +26,7 @@ import type { Dim, Node } from '../onnx/model.js';
 import { erfc } from '../formats/special.js';
 import { applyFn, gaussHermite, mixtureOf, momentsOf, scaleDist } from './dist.js';
 import { constArray, constSource } from './helpers.js';
+import { sliceSums } from './weights.js';
 import { gaussExpectMany, type Breaks } from './quadrature.js';
 import { convTapPatterns } from './rules/conv.js';
 import type { RuleContext } from './rules/types.js';
@@ -51,6 +52,14 @@ export interface ChannelStats {
 const MAX_CHANNELS = 1 << 14;
 /** Largest multiply-add count spent on one node's channel statistics. */
 const MAX_WORK = 4e7;
+/**
+ * Stored weights with more elements than this are not decoded whole for channel laws: the
+ * per-unit Σ_k w, Σ_k w² that the weight pass reads once (weights.ts `sliceSums`) are used with
+ * the input's channel-averaged moments instead — exact when the input's channels share one law
+ * (mean_n = μ·S_n, E[y_n²] = mean_n² + σ²·Q_n), and the first-order picture otherwise. Keeps
+ * the analysis of a multi-gigabyte model to one read of its weights.
+ */
+const FULL_READ = 1 << 21;
 
 const vari = (s: ChannelStats, c: number): number => Math.max(0, s.ms[c]! - s.mean[c]! * s.mean[c]!);
 
@@ -299,14 +308,14 @@ function rowsSumToOne(node: Node): boolean {
 }
 
 function matmul(cc: ChannelContext, gemm: boolean): ChannelStats | null {
-  if (!gemm && !constSource(cc.ctx, 1)) return weightedSum(cc);
-  const w = weights(cc, 1);
+  const src = constSource(cc.ctx, 1);
+  if (!gemm && !src) return weightedSum(cc);
   const as = cc.ctx.inputTypes[0]?.shape;
-  if (!w || !as || w.dims.length !== 2 || as.length < 1) return null;
+  if (!src || !as || src.dims.length !== 2 || as.length < 1) return null;
   if (gemm && cc.ctx.attrs.int('transA', 0)) return null;
   const transB = gemm && cc.ctx.attrs.int('transB', 0) !== 0;
-  const K = transB ? w.dims[1]! : w.dims[0]!;
-  const N = transB ? w.dims[0]! : w.dims[1]!;
+  const K = transB ? src.dims[1]! : src.dims[0]!;
+  const N = transB ? src.dims[0]! : src.dims[1]!;
   if (N > MAX_CHANNELS || K * N > MAX_WORK) return null;
   const rank = as.length;
   const x = inputAlong(cc, 0, rank - 1, rank, K);
@@ -320,18 +329,33 @@ function matmul(cc: ChannelContext, gemm: boolean): ChannelStats | null {
   }
   const mean = new Float64Array(N);
   const ms = new Float64Array(N);
+  const finish = (n: number, s: number, e: number): void => {
+    const m = alpha * s + (bias ? beta * bias[n % bias.length]! : 0);
+    mean[n] = m;
+    ms[n] = m * m + alpha * alpha * e;
+  };
+  if (K * N > FULL_READ) {
+    // Per unit n: Σ_k w_kn (S_n) and Σ_k w_kn² (Q_n), with x's channel-averaged mean and variance.
+    const cols = sliceSums(src, transB ? 1 : 0, transB ? 2 : 1);
+    let mu = 0;
+    let v = 0;
+    for (let k = 0; k < K; k++) {
+      mu += x.mean[k]! / K;
+      v += vari(x, k) / K;
+    }
+    for (let n = 0; n < N; n++) finish(n, mu * cols.sums[n]!, v * cols.sumSqs[n]!);
+    return { axis: rank - 1, rank, mean, ms, gaussian: K >= 4 || x.gaussian };
+  }
+  const w = constArray(cc.ctx, 1, FULL_READ)!;
   for (let n = 0; n < N; n++) {
     let s = 0;
     let e = 0;
     for (let k = 0; k < K; k++) {
-      const wv = transB ? w.v[n * K + k]! : w.v[k * N + n]!;
+      const wv = transB ? w[n * K + k]! : w[k * N + n]!;
       s += x.mean[k]! * wv;
       e += vari(x, k) * wv * wv;
     }
-    const b = bias ? beta * bias[n % bias.length]! : 0;
-    const m = alpha * s + b;
-    mean[n] = m;
-    ms[n] = m * m + alpha * alpha * e;
+    finish(n, s, e);
   }
   return { axis: rank - 1, rank, mean, ms, gaussian: K >= 4 || x.gaussian };
 }
@@ -341,13 +365,23 @@ function gather(cc: ChannelContext): ChannelStats | null {
   const out = cc.ctx.outputTypes[0]?.shape;
   if (!t || !t.isFloat || t.dims.length !== 2 || (cc.ctx.attrs.int('axis', 0) ?? 0) !== 0 || !out) return null;
   const [V, D] = t.dims as [number, number];
-  if (D > MAX_CHANNELS || t.count > 1 << 26) return null;
-  const vals = t.toFloat64();
+  if (D > MAX_CHANNELS) return null;
   const ids = constArray(cc.ctx, 1);
-  const rows: number[] = ids ? Array.from(ids, (r) => (r < 0 ? r + V : r)).filter((r) => r >= 0 && r < V) : [...Array(V).keys()];
-  if (!rows.length) return null;
   const mean = new Float64Array(D);
   const ms = new Float64Array(D);
+  if (!ids || t.count > FULL_READ) {
+    // Every row equally likely (unknown ids; or a big table, read once by the weight pass):
+    // the per-column mean and mean square over the V rows.
+    const cols = sliceSums(t, 0, 1);
+    for (let d = 0; d < D; d++) {
+      mean[d] = cols.sums[d]! / V;
+      ms[d] = cols.sumSqs[d]! / V;
+    }
+    return { axis: out.length - 1, rank: out.length, mean, ms, gaussian: false };
+  }
+  const rows = Array.from(ids, (r) => (r < 0 ? r + V : r)).filter((r) => r >= 0 && r < V);
+  if (!rows.length) return null;
+  const vals = t.toFloat64();
   for (const r of rows)
     for (let d = 0; d < D; d++) {
       const v = vals[r * D + d]!;

@@ -160,6 +160,8 @@ export interface SliceSums {
   maxAbsSum: number;
   /** S per slice. */
   sums: Float64Array;
+  /** Q = Σ_k w_k² per slice (the per-unit gain on a centred input: E[y_n²] ∋ σ²·Q_n). */
+  sumSqs: Float64Array;
 }
 
 const sliceCache = new WeakMap<object, Map<string, SliceSums>>();
@@ -182,6 +184,7 @@ export function sliceSums(src: TensorData | { dims: number[]; data: ArrayLike<nu
   const slices = outer * inner;
   const S = new Float64Array(slices);
   const A = new Float64Array(slices);
+  const Q = new Float64Array(slices);
   let offset = 0;
   const feed = (chunk: ArrayLike<number>): void => {
     for (let j = 0; j < chunk.length; j++) {
@@ -191,11 +194,20 @@ export function sliceSums(src: TensorData | { dims: number[]; data: ArrayLike<nu
       const slice = Math.floor(i / (mid * inner)) * inner + (i % inner);
       S[slice]! += x;
       A[slice]! += Math.abs(x);
+      Q[slice]! += x * x;
     }
     offset += chunk.length;
   };
   if ('chunks' in src) for (const c of src.chunks()) feed(c);
   else feed(src.data);
+  const out = summariseSlices(S, A, Q);
+  byKey.set(key, out);
+  return out;
+}
+
+/** The SliceSums of per-slice Σw, Σ|w| and Σw² (also used by the parallel weight pass). */
+export function summariseSlices(S: Float64Array, A: Float64Array, Q: Float64Array): SliceSums {
+  const slices = S.length;
   let m1 = 0;
   let m2 = 0;
   let mx = 0;
@@ -204,9 +216,29 @@ export function sliceSums(src: TensorData | { dims: number[]; data: ArrayLike<nu
     m2 += S[s]! * S[s]!;
     if (A[s]! > mx) mx = A[s]!;
   }
-  const out = { slices, meanSum: slices ? m1 / slices : 0, meanSumSq: slices ? m2 / slices : 0, maxAbsSum: mx, sums: S };
-  byKey.set(key, out);
-  return out;
+  return { slices, meanSum: slices ? m1 / slices : 0, meanSumSq: slices ? m2 / slices : 0, maxAbsSum: mx, sums: S, sumSqs: Q };
+}
+
+/**
+ * Hand in statistics computed elsewhere (src/analysis/weight-pass.ts reads every weight once, in
+ * parallel, before propagation): later `tensorStats` / `sliceSums` calls find them in the cache.
+ */
+export function seedTensorStats(t: TensorData, formats: Format[], stats: TensorStats): void {
+  const key = formats.map((f) => f.name).join(',');
+  let byKey = statsCache.get(t);
+  if (!byKey) statsCache.set(t, (byKey = new Map()));
+  byKey.set(key, stats);
+}
+
+export function seedSliceSums(t: TensorData, from: number, to: number, sums: SliceSums): void {
+  let byKey = sliceCache.get(t);
+  if (!byKey) sliceCache.set(t, (byKey = new Map()));
+  byKey.set(`${from}:${to}`, sums);
+}
+
+/** Whether `sliceSums(t, from, to)` is already known (no read needed). */
+export function hasSliceSums(t: object, from: number, to: number): boolean {
+  return sliceCache.get(t)?.has(`${from}:${to}`) ?? false;
 }
 
 const bucketCache = new WeakMap<object, PredictedDistribution>();

@@ -21,6 +21,8 @@ export interface ProgressOptions {
   intervalMs?: number;
   /** Clock (tests). */
   now?: () => number;
+  /** How counts are printed (default: as integers). */
+  format?: (n: number) => string;
 }
 
 const SILENT: Progress = { tick() {}, done() {} };
@@ -40,6 +42,7 @@ export function createProgress(label: string, total: number, opts: ProgressOptio
   if (!stream.isTTY) return SILENT;
   const now = opts.now ?? Date.now;
   const interval = opts.intervalMs ?? 100;
+  const fmt = opts.format ?? String;
   const start = now();
   let count = 0;
   let last = -Infinity;
@@ -51,8 +54,8 @@ export function createProgress(label: string, total: number, opts: ProgressOptio
     const known = Number.isFinite(total) && total > 0;
     const pct = known ? Math.min(100, Math.floor((100 * count) / total)) : null;
     let text = known
-      ? `${label} ${bar(count / total, 20)} ${count}/${total} ${pct}% ${elapsed(now() - start)}`
-      : `${label} ${count} ${elapsed(now() - start)}`;
+      ? `${label} ${bar(count / total, 20)} ${fmt(count)}/${fmt(total)} ${pct}% ${elapsed(now() - start)}`
+      : `${label} ${fmt(count)} ${elapsed(now() - start)}`;
     if (text.length > cols) text = text.slice(0, cols);
     const pad = lastLen > text.length ? ' '.repeat(lastLen - text.length) : '';
     stream.write(`\r${text}${pad}`);
@@ -73,6 +76,30 @@ export function createProgress(label: string, total: number, opts: ProgressOptio
       if (finished) return;
       finished = true;
       if (lastLen > 0) stream.write(`\r${' '.repeat(lastLen)}\r`);
+    },
+  };
+}
+
+const mib = (n: number): string => (n >= 1 << 30 ? `${(n / 2 ** 30).toFixed(2)} GiB` : `${(n / 2 ** 20).toFixed(0)} MiB`);
+
+/**
+ * The weight pass's bar ('reading weights [####....] 1.20 GiB/4.10 GiB 29% 1s'), created at the
+ * first report so that small models, read in a blink, draw nothing.
+ */
+export function weightProgress(opts: ProgressOptions = {}): { update: (done: number, total: number) => void; done: () => void } {
+  let p: Progress | null = null;
+  let shown = 0;
+  return {
+    update(done, total) {
+      if (!p) {
+        if (total < 256 << 20) return;
+        p = createProgress('reading weights', total, { ...opts, format: mib });
+      }
+      p.tick(done - shown);
+      shown = done;
+    },
+    done() {
+      p?.done();
     },
   };
 }

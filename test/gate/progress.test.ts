@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createProgress } from '../../src/cli/progress.js';
+import { createProgress, weightProgress } from '../../src/cli/progress.js';
 
 class FakeStream {
   out = '';
@@ -53,5 +53,25 @@ describe('createProgress', () => {
     const q = createProgress('runs', 0, { stream: u, now: () => 0 });
     q.tick();
     expect(u.out).toBe('\rruns 1 0s');
+  });
+});
+
+describe('weightProgress', () => {
+  it('draws bytes in MiB/GiB for big models and nothing for small ones', () => {
+    const big = new FakeStream(true);
+    let t = 0;
+    const p = weightProgress({ stream: big, now: () => t, intervalMs: 0 });
+    p.update(2 ** 30, 4 * 2 ** 30);
+    t = 2000;
+    p.update(4 * 2 ** 30, 4 * 2 ** 30);
+    p.done();
+    const frames = big.out.split('\r').filter((x) => x.trim());
+    expect(frames[0]).toBe('reading weights [#####...............] 1.00 GiB/4.00 GiB 25% 0s');
+    expect(frames[1]).toBe('reading weights [####################] 4.00 GiB/4.00 GiB 100% 2s');
+    const small = new FakeStream(true);
+    const s = weightProgress({ stream: small });
+    s.update(1 << 20, 10 << 20);
+    s.done();
+    expect(small.out).toBe('');
   });
 });

@@ -29,7 +29,7 @@ import {
 import { axesToInput, broadcastAxes, coherenceOf, inputMeanPower, inShape, outShape, summedPower, withCoherence } from '../coherence.js';
 import type { Scale } from '../scale.js';
 import { sliceSums } from '../weights.js';
-import type { BackwardContext, RuleContext, RuleTable } from './types.js';
+import type { BackwardContext, RuleContext, RuleTable, StoredReads } from './types.js';
 
 const num = (d: Dim | undefined): number | null => (typeof d === 'number' ? d : null);
 
@@ -300,9 +300,27 @@ function coherentMatmulBackward(ctx: BackwardContext, out: (Scale | null)[], alp
 }
 
 
+/** MatMul's stored operand: B's fan-in axis (rank-1 B: its only axis), else A's last axis. */
+const matmulReads: StoredReads = (_node, _attrs, stored) => {
+  const b = stored(1);
+  if (b) return [b.length === 1 ? { input: 1, from: 0, to: 1 } : { input: 1, from: b.length - 2, to: b.length - 1 }];
+  const a = stored(0);
+  return a && a.length >= 1 ? [{ input: 0, from: a.length - 1, to: a.length }] : [];
+};
+
+/** Gemm's stored operand (both 2-D): the contracted axis, after transposition. */
+const gemmReads: StoredReads = (_node, attrs, stored) => {
+  const b = stored(1);
+  if (b?.length === 2) return [attrs.int('transB', 0) ? { input: 1, from: 1, to: 2 } : { input: 1, from: 0, to: 1 }];
+  const a = stored(0);
+  if (a?.length === 2) return [attrs.int('transA', 0) ? { input: 0, from: 0, to: 1 } : { input: 0, from: 1, to: 2 }];
+  return [];
+};
+
 export const rules: RuleTable = {
-  MatMul: { forward: matmul, backward: (ctx) => matmulBackward(ctx) },
+  MatMul: { forward: matmul, backward: (ctx) => matmulBackward(ctx), reads: matmulReads },
   Gemm: {
+    reads: gemmReads,
     forward: gemm,
     backward: (ctx) => matmulBackward(ctx, ctx.attrs.float('alpha', 1)!, ctx.attrs.int('transA', 0)! !== 0),
   },

@@ -525,6 +525,8 @@ function gatherAxis(ctx: RuleContext, rank: number): number {
  * activations, the input's moments (a subset of the elements).
  */
 const gather: OpRule = {
+  // The channel view of an embedding lookup (channels.ts) reads the table's column sums.
+  reads: (_node, attrs, stored) => (stored(0)?.length === 2 && (attrs.int('axis', 0) ?? 0) === 0 ? [{ input: 0, from: 0, to: 1 }] : []),
   forward: (ctx) => {
     if (!outputIsFloat(ctx)) return [null];
     const x = ctx.inputs[0];

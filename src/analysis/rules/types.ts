@@ -51,9 +51,25 @@ export interface BackwardContext extends RuleContext {
 /** Gradient scales for each input (null: not differentiable / no gradient). */
 export type BackwardRule = (ctx: BackwardContext) => (Scale | null)[];
 
+/**
+ * Fan-in reductions of stored operands a rule will ask `sliceSums` for (weights.ts): for input
+ * `input`, sums over the axes [from, to) of its dims. The weight pass (weight-pass.ts) computes
+ * them during its single parallel read of the weights. A hint only: anything not declared is
+ * computed when asked, at the cost of another read.
+ */
+export interface StoredRead {
+  input: number;
+  from: number;
+  to: number;
+}
+
+/** `stored(i)`: the dims of input i when it is a stored tensor, else null. */
+export type StoredReads = (node: Node, attrs: Attributes, stored: (i: number) => number[] | null) => StoredRead[];
+
 export interface OpRule {
   forward: ForwardRule;
   backward?: BackwardRule;
+  reads?: StoredReads;
 }
 
 /** What each family file exports: `export const rules: RuleTable = { MatMul: {...}, ... }`. */

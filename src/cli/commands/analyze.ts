@@ -4,7 +4,8 @@
  * then the shared gate flags decide the exit code.
  */
 import type { Command } from 'commander';
-import { analyzeModel, DEFAULT_FORMATS, type AnalyzeOptions } from '../../analysis/analyze.js';
+import { analyzeModelAsync, DEFAULT_FORMATS, type AnalyzeOptions } from '../../analysis/analyze.js';
+import { weightProgress } from '../progress.js';
 import { parseInputFlags } from '../../analysis/inputs.js';
 import { UsageError } from '../../errors.js';
 import { resolveFormats } from '../../gate/config.js';
@@ -46,7 +47,7 @@ export function registerAnalyze(program: Command): Command {
   addGateOptions(cmd).action(async (modelPath: string, o: AnalyzeCliOptions) => {
     // Usage errors (flags, config, baseline) come before the work.
     const settings = resolveGateSettings(o, modelPath);
-    const { report, text } = analyzeFromCli(modelPath, o, settings);
+    const { report, text } = await analyzeFromCli(modelPath, o, settings);
     process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
     process.exitCode = await applyGateOptions(report, o, modelPath, { settings });
   });
@@ -54,10 +55,17 @@ export function registerAnalyze(program: Command): Command {
 }
 
 /** Everything the command does except printing and gating. */
-export function analyzeFromCli(modelPath: string, o: AnalyzeCliOptions, settings?: GateSettings): { report: Report; text: string } {
+export async function analyzeFromCli(modelPath: string, o: AnalyzeCliOptions, settings?: GateSettings): Promise<{ report: Report; text: string }> {
   const opts = parseAnalyzeOptions(o, settings);
   const top = o.top === undefined ? 20 : wholeNumber('--top', o.top);
-  const report = analyzeModel(loadModel(modelPath), opts);
+  const model = loadModel(modelPath);
+  const bar = weightProgress();
+  let report: Report;
+  try {
+    report = await analyzeModelAsync(model, { ...opts, onWeightProgress: bar.update });
+  } finally {
+    bar.done();
+  }
   return { report, text: o.json ? JSON.stringify(report, null, 2) : renderAnalyzeReport(report, top) };
 }
 

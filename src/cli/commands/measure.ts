@@ -106,7 +106,7 @@ function positiveInt(flag: string, v: string, allowZero = false): number {
  */
 async function predict(model: Model, opts: MeasureOptions): Promise<Report> {
   const modPath = '../../analysis/analyze.js';
-  type AnalyzeModule = { analyzeModel?: (m: Model, o: unknown) => Report | Promise<Report> };
+  type AnalyzeModule = { analyzeModel?: (m: Model, o: unknown) => Report | Promise<Report>; analyzeModelAsync?: (m: Model, o: unknown) => Promise<Report> };
   let mod: AnalyzeModule;
   try {
     mod = (await import(modPath)) as AnalyzeModule;
@@ -114,7 +114,8 @@ async function predict(model: Model, opts: MeasureOptions): Promise<Report> {
     throw new UsageError('--compare needs the static analyser, which this build does not include');
   }
   if (typeof mod.analyzeModel !== 'function') throw new UsageError('--compare: the static analyser has no analyzeModel()');
-  return await mod.analyzeModel(model, { formats: opts.formats, dims: opts.dims, shapes: opts.shapes, inputShapes: opts.shapes });
+  const analyze = mod.analyzeModelAsync ?? mod.analyzeModel;
+  return await analyze(model, { formats: opts.formats, dims: opts.dims, shapes: opts.shapes, inputShapes: opts.shapes });
 }
 
 // ---------------------------------------------------------------------------------------------

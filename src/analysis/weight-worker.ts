@@ -1,0 +1,81 @@
+/**
+ * Worker side of the weight pass (weight-pass.ts): reduces byte ranges of float32 external data,
+ * read straight from the file into the kernel's input buffer (no other copy, no decode), and
+ * answers each with its RangeResult. Jobs arrive as lists; results go back one by one, in order.
+ */
+import { closeSync, openSync, readSync } from 'node:fs';
+import { parentPort, workerData } from 'node:worker_threads';
+import { WeightKernel } from '../formats/weight-kernel.js';
+import type { Format } from '../formats/format.js';
+import { SliceKernel } from './slice-kernel.js';
+import { RangeReducer, type RangeResult, type SliceLayout } from './weight-range.js';
+
+export interface RangeJob {
+  id: number;
+  file: string;
+  /** Byte offset and length in the file (whole float32 elements). */
+  offset: number;
+  length: number;
+  /** Index of the range's first element in its tensor. */
+  first: number;
+  layouts: SliceLayout[];
+  distinct: boolean;
+}
+
+export type ToWorker = { kind: 'jobs'; jobs: RangeJob[] } | { kind: 'close' };
+export type FromWorker =
+  | { kind: 'ready' }
+  | { kind: 'result'; id: number; bytes: number; result: RangeResult }
+  | { kind: 'failed'; id: number; message: string };
+
+/** Reduce one range from its file (shared with the main thread's fallback). */
+export function reduceRange(kernel: WeightKernel, slicer: SliceKernel | null, job: RangeJob, fd: number): RangeResult {
+  const count = job.length / 4;
+  const reducer = new RangeReducer(kernel, slicer, job.layouts, job.first, count, job.distinct);
+  const bytes = kernel.inputBytes;
+  const view = new Float32Array(bytes.buffer, bytes.byteOffset, kernel.capacity);
+  let done = 0;
+  while (done < job.length) {
+    const want = Math.min(job.length - done, kernel.capacity * 4);
+    let got = 0;
+    while (got < want) {
+      const n = readSync(fd, bytes, got, want - got, job.offset + done + got);
+      if (n === 0) throw new Error(`unexpected end of file at byte ${job.offset + done + got}`);
+      got += n;
+    }
+    reducer.run(view, want / 4);
+    done += want;
+  }
+  return reducer.result();
+}
+
+const port = parentPort;
+const data = (workerData as { data?: { formats?: Format[] } } | null)?.data;
+if (port && data?.formats) {
+  const kernel = WeightKernel.create(data.formats);
+  const slicer = SliceKernel.create();
+  const fds = new Map<string, number>();
+  const fdOf = (file: string): number => {
+    let fd = fds.get(file);
+    if (fd === undefined) fds.set(file, (fd = openSync(file, 'r')));
+    return fd;
+  };
+  port.on('message', (m: ToWorker) => {
+    if (m.kind === 'close') {
+      for (const fd of fds.values()) closeSync(fd);
+      port.close();
+      return;
+    }
+    for (const job of m.jobs) {
+      try {
+        if (!kernel) throw new Error('the WebAssembly kernel is not available in this worker');
+        const result = reduceRange(kernel, slicer, job, fdOf(job.file));
+        const transfer = result.slices.flatMap((p) => [p.S.buffer, p.A.buffer, p.Q.buffer]) as ArrayBuffer[];
+        port.postMessage({ kind: 'result', id: job.id, bytes: job.length, result } satisfies FromWorker, transfer);
+      } catch (e) {
+        port.postMessage({ kind: 'failed', id: job.id, message: (e as { code?: string }).code ?? String((e as Error).message ?? e).split('\n')[0] } satisfies FromWorker);
+      }
+    }
+  });
+  port.postMessage({ kind: 'ready' } satisfies FromWorker);
+}
