@@ -1,5 +1,5 @@
 /**
- * The weight pass: every float32 initializer read once, before propagation, in parallel, with
+ * The weight pass: every float32, float16 and bfloat16 initializer read once, before propagation, in parallel, with
  * bounded memory — its exact moments, per-format risk, distinct values and the fan-in sums the
  * rules declared (`OpRule.reads`) — and handed to weights.ts's caches, so that propagation itself
  * reads no weight again. This is what keeps `analyze` on a multi-gigabyte model close to the
@@ -25,7 +25,7 @@ import type { TensorData } from '../onnx/tensor.js';
 import { startModuleWorker } from '../workers/module-worker.js';
 import { registry } from './registry.js';
 import { SliceKernel } from './slice-kernel.js';
-import { mergeRanges, RangeReducer, sliceLayout, type RangeResult, type SliceLayout } from './weight-range.js';
+import { ELEMENT_BYTES, mergeRanges, rawOffset, RangeReducer, sliceLayout, widen, type ElementKind, type RangeResult, type SliceLayout } from './weight-range.js';
 import { reduceRange, type FromWorker, type RangeJob, type ToWorker } from './weight-worker.js';
 import { seedSliceSums, seedTensorStats, summariseSlices, type TensorStats } from './weights.js';
 
@@ -52,8 +52,14 @@ const MAX_SLICES = 1 << 22;
 /** Jobs in flight per worker: one running, one waiting, so no worker idles on the main thread. */
 const IN_FLIGHT = 2;
 
+/** ONNX element types the pass reads (others are left to the lazy path). */
+const KINDS: Record<number, ElementKind> = { [DataType.FLOAT]: 'f32', [DataType.FLOAT16]: 'f16', [DataType.BFLOAT16]: 'bf16' };
+
 interface Item {
   t: TensorData;
+  kind: ElementKind;
+  /** Bytes per range. */
+  step: number;
   layouts: SliceLayout[];
   ranges: RangeResult[];
 }
@@ -121,26 +127,29 @@ export async function readWeights(model: Model, formats: Format[], opts: WeightP
   let total = 0;
   for (const g of model.graph.allGraphs()) {
     for (const t of g.initializers.values()) {
-      if (seen.has(t) || t.dtype !== DataType.FLOAT || t.count === 0) continue;
+      const kind = KINDS[t.dtype];
+      if (seen.has(t) || !kind || t.count === 0) continue;
       seen.add(t);
       const layouts = [...(reads.get(t) ?? [])]
         .map((k) => k.split(':').map(Number) as [number, number])
         .filter(([from, to]) => from >= 0 && to <= t.dims.length && from < to)
         .map(([from, to]) => sliceLayout(t.dims, from, to))
         .filter((l) => l.slices <= MAX_SLICES);
-      const nRanges = Math.ceil((t.count * 4) / rangeBytes);
-      const item: Item = { t, layouts, ranges: new Array(nRanges) };
+      const width = ELEMENT_BYTES[kind];
+      const step = Math.floor(rangeBytes / 4) * width; // the same elements per range whatever the type
+      const nRanges = Math.ceil((t.count * width) / step);
+      const item: Item = { t, kind, step, layouts, ranges: new Array(nRanges) };
       items.push(item);
-      total += t.count * 4;
+      total += t.count * width;
       if (!t.external) {
         local.push(item);
         continue;
       }
       const { file, offset } = t.external;
       for (let r = 0; r < nRanges; r++) {
-        const start = r * rangeBytes;
-        const length = Math.min(rangeBytes, t.count * 4 - start);
-        jobs.push({ job: { id: jobs.length, file, offset: offset + start, length, first: start / 4, layouts, distinct: true }, item, index: r });
+        const start = r * step;
+        const length = Math.min(step, t.count * width - start);
+        jobs.push({ job: { id: jobs.length, kind, file, offset: offset + start, length, first: start / width, layouts, distinct: true }, item, index: r });
       }
     }
   }
@@ -157,7 +166,7 @@ export async function readWeights(model: Model, formats: Format[], opts: WeightP
 
   // Workers take the external ranges; the main thread reduces inline tensors meanwhile.
   const remote = workers.length > 0 ? runOnWorkers(workers, jobs, progress) : null;
-  for (const item of local) reduceInline(kernel, slicer, item, rangeBytes, progress);
+  for (const item of local) reduceInline(kernel, slicer, item, progress);
   if (remote) await remote;
   else reduceOnMainThread(kernel, slicer, jobs, progress);
 
@@ -170,17 +179,21 @@ export async function readWeights(model: Model, formats: Format[], opts: WeightP
   return { tensors: items.length, bytes: total, threads: workers.length };
 }
 
-function reduceInline(kernel: WeightKernel, slicer: SliceKernel | null, item: Item, rangeBytes: number, progress: (n: number) => void): void {
+function reduceInline(kernel: WeightKernel, slicer: SliceKernel | null, item: Item, progress: (n: number) => void): void {
   const raw = item.t.rawBytes();
-  const view = new Float32Array(kernel.inputBytes.buffer, kernel.inputBytes.byteOffset, kernel.capacity);
+  const width = ELEMENT_BYTES[item.kind];
+  const bytes = kernel.inputBytes;
+  const view = new Float32Array(bytes.buffer, bytes.byteOffset, kernel.capacity);
   for (let r = 0; r < item.ranges.length; r++) {
-    const start = r * rangeBytes;
-    const end = Math.min(raw.length, start + rangeBytes);
-    const reducer = new RangeReducer(kernel, slicer, item.layouts, start / 4, (end - start) / 4, true);
-    for (let b = start; b < end; b += kernel.capacity * 4) {
-      const e = Math.min(end, b + kernel.capacity * 4);
-      kernel.inputBytes.set(raw.subarray(b, e));
-      reducer.run(view, (e - b) / 4);
+    const start = r * item.step;
+    const end = Math.min(raw.length, start + item.step);
+    const reducer = new RangeReducer(kernel, slicer, item.layouts, start / width, (end - start) / width, true);
+    for (let b = start; b < end; b += kernel.capacity * width) {
+      const e = Math.min(end, b + kernel.capacity * width);
+      const n = (e - b) / width;
+      bytes.set(raw.subarray(b, e), rawOffset(item.kind, n));
+      widen(bytes, item.kind, n);
+      reducer.run(view, n);
     }
     item.ranges[r] = reducer.result();
     progress(end - start);

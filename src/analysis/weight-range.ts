@@ -9,6 +9,47 @@ import { mergeSummaries, type Float32Summary, type WeightKernel } from '../forma
 import { MAX_COLUMNS, type SliceKernel } from './slice-kernel.js';
 import { MAX_DISCRETE } from './weights.js';
 
+/** Element types the pass reads: float32 as is; float16 and bfloat16 widened to float32 (exactly). */
+export type ElementKind = 'f32' | 'f16' | 'bf16';
+export const ELEMENT_BYTES: Record<ElementKind, number> = { f32: 4, f16: 2, bf16: 2 };
+
+let halfTable: Float32Array | null = null;
+/** float32 value of every float16 bit pattern (exact: float16 ⊂ float32). */
+function halfToFloat(): Float32Array {
+  if (halfTable) return halfTable;
+  const t = new Float32Array(65536);
+  for (let h = 0; h < 65536; h++) {
+    const sign = h & 0x8000 ? -1 : 1;
+    const e = (h >> 10) & 0x1f;
+    const m = h & 0x3ff;
+    t[h] = e === 0 ? sign * m * 2 ** -24 : e === 31 ? (m ? NaN : sign * Infinity) : sign * (1 + m / 1024) * 2 ** (e - 15);
+  }
+  return (halfTable = t);
+}
+
+/**
+ * Where the raw bytes of n elements go in the kernel's input buffer: float32 at 0; 2-byte types
+ * in the upper half [2n, 4n), from where `widen` converts them forward in place (element i is
+ * written at 4i ≤ 2n + 2i, at or before the bytes still to be read).
+ */
+export function rawOffset(kind: ElementKind, n: number): number {
+  return kind === 'f32' ? 0 : 2 * n;
+}
+
+/** Convert n elements of `kind` read at rawOffset(kind, n) into float32 at the buffer's start. */
+export function widen(bytes: Uint8Array, kind: ElementKind, n: number): void {
+  if (kind === 'f32') return;
+  const src = new Uint16Array(bytes.buffer, bytes.byteOffset + 2 * n, n);
+  if (kind === 'bf16') {
+    const dst = new Uint32Array(bytes.buffer, bytes.byteOffset, n);
+    for (let i = 0; i < n; i++) dst[i] = src[i]! << 16;
+  } else {
+    const dst = new Float32Array(bytes.buffer, bytes.byteOffset, n);
+    const t = halfToFloat();
+    for (let i = 0; i < n; i++) dst[i] = t[src[i]!]!;
+  }
+}
+
 /** Sums over axes [from, to) of a tensor: element i belongs to slice ⌊i/(mid·inner)⌋·inner + i mod inner. */
 export interface SliceLayout {
   from: number;

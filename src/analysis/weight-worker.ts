@@ -8,12 +8,13 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { WeightKernel } from '../formats/weight-kernel.js';
 import type { Format } from '../formats/format.js';
 import { SliceKernel } from './slice-kernel.js';
-import { RangeReducer, type RangeResult, type SliceLayout } from './weight-range.js';
+import { ELEMENT_BYTES, rawOffset, RangeReducer, widen, type ElementKind, type RangeResult, type SliceLayout } from './weight-range.js';
 
 export interface RangeJob {
   id: number;
   file: string;
-  /** Byte offset and length in the file (whole float32 elements). */
+  /** Element type, and byte offset and length in the file (whole elements). */
+  kind: ElementKind;
   offset: number;
   length: number;
   /** Index of the range's first element in its tensor. */
@@ -30,20 +31,23 @@ export type FromWorker =
 
 /** Reduce one range from its file (shared with the main thread's fallback). */
 export function reduceRange(kernel: WeightKernel, slicer: SliceKernel | null, job: RangeJob, fd: number): RangeResult {
-  const count = job.length / 4;
-  const reducer = new RangeReducer(kernel, slicer, job.layouts, job.first, count, job.distinct);
+  const width = ELEMENT_BYTES[job.kind];
+  const reducer = new RangeReducer(kernel, slicer, job.layouts, job.first, job.length / width, job.distinct);
   const bytes = kernel.inputBytes;
   const view = new Float32Array(bytes.buffer, bytes.byteOffset, kernel.capacity);
   let done = 0;
   while (done < job.length) {
-    const want = Math.min(job.length - done, kernel.capacity * 4);
+    const want = Math.min(job.length - done, kernel.capacity * width);
+    const n = want / width;
+    const at = rawOffset(job.kind, n);
     let got = 0;
     while (got < want) {
-      const n = readSync(fd, bytes, got, want - got, job.offset + done + got);
-      if (n === 0) throw new Error(`unexpected end of file at byte ${job.offset + done + got}`);
-      got += n;
+      const r = readSync(fd, bytes, at + got, want - got, job.offset + done + got);
+      if (r === 0) throw new Error(`unexpected end of file at byte ${job.offset + done + got}`);
+      got += r;
     }
-    reducer.run(view, want / 4);
+    widen(bytes, job.kind, n);
+    reducer.run(view, n);
     done += want;
   }
   return reducer.result();

@@ -43,6 +43,23 @@ beforeAll(() => {
   const u = g.node('Gemm', [z, 'w'], { attrs: { transB: attr.int(1) }, outputs: ['u'] });
   g.output(u, DataType.FLOAT, [3, 37]);
   writeFileSync(path.join(dir, 'odd.onnx'), g.toBytes());
+
+  // float16 and bfloat16 weights (every bit pattern class: subnormal, huge, NaN/Inf), inline and
+  // external, each read as a MatMul B so the fan-in sums are declared too.
+  for (const external of [false, true]) {
+    const h = new GraphBuilder('half');
+    h.input('x', DataType.FLOAT16, [2, 64]);
+    h.input('xb', DataType.BFLOAT16, [2, 64]);
+    const half = new Uint16Array(64 * 300).map(() => Math.floor(rnd() * 65536));
+    const bf = new Uint16Array(64 * 300).map(() => Math.floor(rnd() * 65536));
+    h.initializerBytes('wh', DataType.FLOAT16, [64, 300], new Uint8Array(half.buffer));
+    h.initializerBytes('wb', DataType.BFLOAT16, [64, 300], new Uint8Array(bf.buffer));
+    h.output(h.node('MatMul', ['x', 'wh']), DataType.FLOAT16, [2, 300]);
+    h.output(h.node('MatMul', ['xb', 'wb']), DataType.BFLOAT16, [2, 300]);
+    const file = path.join(dir, external ? 'half-ext.onnx' : 'half.onnx');
+    if (external) h.save(file, { externalDataFile: 'half-ext.data', sizeThreshold: 16 });
+    else writeFileSync(file, h.toBytes());
+  }
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -74,7 +91,7 @@ function compareWithLazy(file: string, seeded: Model): number {
   const fresh = loadModel(file);
   let n = 0;
   for (const [name, t] of seeded.graph.initializers) {
-    if (t.dtype !== DataType.FLOAT) continue;
+    if (t.dtype !== DataType.FLOAT && t.dtype !== DataType.FLOAT16 && t.dtype !== DataType.BFLOAT16) continue;
     const u = fresh.graph.initializers.get(name)!;
     expectSameStats(tensorStats(t, FORMATS), tensorStats(u, FORMATS));
     n++;
@@ -140,6 +157,26 @@ describe.runIf(haveKernel)('weight pass', () => {
       const a = sliceSums(w, from, to);
       const b = sliceSums(loadModel(file).graph.initializers.get('w')!, from, to);
       for (let s = 0; s < a.slices; s++) expect(a.sums[s]).toBeCloseTo(b.sums[s]!, 6);
+    }
+  });
+
+  it('widens float16 and bfloat16 weights exactly, inline and external', async () => {
+    for (const name of ['half.onnx', 'half-ext.onnx']) {
+      const file = path.join(dir, name);
+      const m = loadModel(file);
+      expect(m.graph.initializers.get('wh')!.external !== null).toBe(name === 'half-ext.onnx');
+      for (const threads of [0, 2]) {
+        const mm = loadModel(file);
+        const r = await readWeights(mm, FORMATS, { threads, rangeBytes: 4100, parallelBytes: 0 });
+        expect(r.tensors).toBe(2);
+        expect(compareWithLazy(file, mm)).toBe(2);
+        for (const w of ['wh', 'wb']) {
+          const t = mm.graph.initializers.get(w)!;
+          const a = sliceSums(t, 0, 1);
+          const b = sliceSums(loadModel(file).graph.initializers.get(w)!, 0, 1);
+          for (let s = 0; s < a.slices; s++) expect(a.sums[s]).toBeCloseTo(b.sums[s]!, 6 - Math.log10(Math.max(1, Math.abs(b.sums[s]!))));
+        }
+      }
     }
   });
 
