@@ -534,7 +534,8 @@ const gather: OpRule = {
     if (table && table.isFloat && table.count <= 1 << 26) {
       const ids = constantValues(ctx, 1);
       const outCount = ids ? numel(table.dims) / Math.max(1, table.dims[gatherAxis(ctx, table.dims.length)] ?? 1) * ids.length : Infinity;
-      if (ids && table.dims.length > 0 && outCount <= 1 << 24) {
+      // Exact looked-up rows only for tables small enough to decode whole (bounded memory).
+      if (ids && table.dims.length > 0 && outCount <= 1 << 24 && table.count <= 1 << 22) {
         const values = table.toFloat64();
         const dims = table.dims;
         const axis = gatherAxis(ctx, dims.length);
