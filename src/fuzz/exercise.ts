@@ -24,7 +24,8 @@ export async function loadAnalyzer(): Promise<AnalyzeFn | null> {
   const spec = '../analysis/analyze.js';
   try {
     const mod = (await import(spec)) as Record<string, unknown>;
-    const fn = mod.analyzeModel ?? mod.analyze;
+    // What the CLI runs: the weight pass (readers of every weight range), then the propagation.
+    const fn = mod.analyzeModelAsync ?? mod.analyzeModel ?? mod.analyze;
     analyzer = typeof fn === 'function' ? (fn as AnalyzeFn) : null;
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
