@@ -14,97 +14,12 @@
  * (underflow = zero − exact zeros, subnormal = low − zero.) Σx² rides in a lane of its own: a
  * pseudo-format whose constant is so large that q is always 0, hence e2 = x², with max = ∞.
  *
- * The module is assembled here from its instructions (no toolchain, no binary blob): `kernel()`
- * returns null where WebAssembly SIMD is missing or the host is big-endian, and the caller keeps
- * the JavaScript loop.
+ * The module is assembled here from its instructions with the shared encoder (src/wasm/
+ * assembler.ts; no toolchain, no binary blob): `kernel()` returns null where WebAssembly SIMD is
+ * missing or the host is big-endian, and the caller keeps the JavaScript loop.
  */
 
-// ---------------------------------------------------------------------------------------------
-// A minimal WebAssembly binary encoder (just what the kernel uses)
-
-function uleb(n: number): number[] {
-  const out: number[] = [];
-  do {
-    let b = n & 0x7f;
-    n >>>= 7;
-    if (n !== 0) b |= 0x80;
-    out.push(b);
-  } while (n !== 0);
-  return out;
-}
-
-function sleb(n: number): number[] {
-  const out: number[] = [];
-  for (;;) {
-    const b = n & 0x7f;
-    n >>= 7;
-    if ((n === 0 && (b & 0x40) === 0) || (n === -1 && (b & 0x40) !== 0)) {
-      out.push(b);
-      return out;
-    }
-    out.push(b | 0x80);
-  }
-}
-
-const vec = (items: number[][]): number[] => [...uleb(items.length), ...items.flat()];
-const section = (id: number, body: number[]): number[] => [id, ...uleb(body.length), ...body];
-const str = (s: string): number[] => [...uleb(s.length), ...[...s].map((c) => c.charCodeAt(0))];
-
-const I32 = 0x7f;
-const F32 = 0x7d;
-const F64 = 0x7c;
-const V128 = 0x7b;
-
-const op = {
-  block: [0x02, 0x40],
-  loop: [0x03, 0x40],
-  if: [0x04, 0x40],
-  end: [0x0b],
-  br: (d: number) => [0x0c, ...uleb(d)],
-  brIf: (d: number) => [0x0d, ...uleb(d)],
-  get: (l: number) => [0x20, ...uleb(l)],
-  set: (l: number) => [0x21, ...uleb(l)],
-  tee: (l: number) => [0x22, ...uleb(l)],
-  i32Load: [0x28, 2, 0],
-  i32LoadAt: (offset: number) => [0x28, 2, ...uleb(offset)],
-  f32Load: (offset: number) => [0x2a, 2, ...uleb(offset)],
-  f64Load: (offset: number) => [0x2b, 3, ...uleb(offset)],
-  f32Store: (offset: number) => [0x38, 2, ...uleb(offset)],
-  f64Store: (offset: number) => [0x39, 3, ...uleb(offset)],
-  f32Const: (v: number) => [0x43, ...new Uint8Array(new Float32Array([v]).buffer)],
-  select: [0x1b],
-  i32Ne: [0x47],
-  f32Lt: [0x5d],
-  f32Gt: [0x5e],
-  f32Le: [0x5f],
-  f64Add: [0xa0],
-  i32Store: (offset: number) => [0x36, 2, ...uleb(offset)],
-  i32Const: (v: number) => [0x41, ...sleb(v)],
-  i32Eqz: [0x45],
-  i32LtU: [0x49],
-  i32GeU: [0x4f],
-  i32Add: [0x6a],
-  i32Mul: [0x6c],
-  i32And: [0x71],
-  i32Shl: [0x74],
-  i32ShrU: [0x76],
-  f64PromoteF32: [0xbb],
-  f32ReinterpretI32: [0xbe],
-  v128Load: (offset: number) => [0xfd, ...uleb(0x00), 4, ...uleb(offset)],
-  v128Store: (offset: number) => [0xfd, ...uleb(0x0b), 4, ...uleb(offset)],
-  v128Zero: [0xfd, ...uleb(0x0c), ...new Array<number>(16).fill(0)],
-  f64x2Splat: [0xfd, ...uleb(0x14)],
-  f64x2Eq: [0xfd, ...uleb(0x47)],
-  f64x2Lt: [0xfd, ...uleb(0x49)],
-  f64x2Gt: [0xfd, ...uleb(0x4a)],
-  f64x2Ge: [0xfd, ...uleb(0x4c)],
-  v128Bitselect: [0xfd, ...uleb(0x52)],
-  i64x2Sub: [0xfd, ...uleb(0xd1)],
-  f64x2Abs: [0xfd, ...uleb(0xec)],
-  f64x2Add: [0xfd, ...uleb(0xf0)],
-  f64x2Sub: [0xfd, ...uleb(0xf1)],
-  f64x2Mul: [0xfd, ...uleb(0xf2)],
-};
+import { F32, F64, I32, ModuleBuilder, V128, type Code } from '../wasm/assembler.js';
 
 // ---------------------------------------------------------------------------------------------
 // Memory layout (bytes)
@@ -153,128 +68,109 @@ const LOW = 96;
  * and the |x| histogram (HIST_BASE), element by element in order (so Σx is the same sequential
  * double sum as a JavaScript loop's).
  */
-function kernelBody(k: number, stats = false): number[] {
-  // Locals: params 0 data, 1 n, 2 firstPair; i32 3 end, 4 ab, 5 toff, 6 finite, 7 zeros,
-  // 8.. statePtr[k], tablePtr[k]; v128 A, C, Q, OV, E, E2, T, then per pair SUM, COMP, MAX, MINN, CO, CZ, CL.
-  const end = 3;
-  const ab = 4;
-  const toff = 5;
-  const finite = 6;
-  const zeros = 7;
-  const sp = (j: number): number => 8 + j;
-  const tp = (j: number): number => 8 + k + j;
-  const v0 = 8 + 2 * k;
-  const [A, C, Q, OV, E, E2, T] = [0, 1, 2, 3, 4, 5, 6].map((i) => v0 + i) as [number, number, number, number, number, number, number];
-  const pv = (j: number, i: number): number => v0 + 7 + 7 * j + i;
-  const sum = (j: number): number => pv(j, 0);
-  const comp = (j: number): number => pv(j, 1);
-  const max = (j: number): number => pv(j, 2);
-  const minN = (j: number): number => pv(j, 3);
-  const co = (j: number): number => pv(j, 4);
-  const cz = (j: number): number => pv(j, 5);
-  const cl = (j: number): number => pv(j, 6);
-  const sbase = v0 + 7 + 7 * k;
-  const [sumL, minL, maxL, xL, maskedL, loL, hp] = [0, 1, 2, 3, 4, 5, 6].map((i) => sbase + i) as [number, number, number, number, number, number, number];
-  const locals = [
-    [...uleb(5 + 2 * k), I32],
-    [...uleb(7 + 7 * k), V128],
-    ...(stats ? [[1, F64], [3, F32], [3, I32]] : []),
-  ];
-  const code: number[] = [];
-  const emit = (...parts: (number[] | number)[]): void => {
-    for (const p of parts) typeof p === 'number' ? code.push(p) : code.push(...p);
-  };
-  emit(op.get(0), op.get(1), op.i32Const(4), op.i32Mul, op.i32Add, op.set(end));
-  for (let j = 0; j < k; j++) {
-    emit(op.get(2), op.i32Const(j), op.i32Add, op.i32Const(PAIR_STRIDE), op.i32Mul, op.i32Const(STATE_BASE), op.i32Add, op.set(sp(j)));
-    emit(op.get(2), op.i32Const(j), op.i32Add, op.i32Const(TABLE_STRIDE), op.i32Mul, op.i32Const(TABLE_BASE), op.i32Add, op.set(tp(j)));
-    emit(op.get(sp(j)), op.v128Load(SUM), op.set(sum(j)));
-    emit(op.get(sp(j)), op.v128Load(COMP), op.set(comp(j)));
-    emit(op.get(sp(j)), op.v128Load(MAX), op.set(max(j)));
-    emit(op.get(sp(j)), op.v128Load(MIN_NORMAL), op.set(minN(j)));
+function kernelBody(c: Code, k: number, stats: boolean): void {
+  // Params: 0 data, 1 n, 2 firstPair.
+  const end = c.local(I32);
+  const ab = c.local(I32);
+  const toff = c.local(I32);
+  const finite = c.local(I32);
+  const zeros = c.local(I32);
+  const sp = Array.from({ length: k }, () => c.local(I32)); // state address of pair j
+  const tp = Array.from({ length: k }, () => c.local(I32)); // table address of pair j
+  const [A, C, Q, OV, E, E2, T] = Array.from({ length: 7 }, () => c.local(V128)) as [number, number, number, number, number, number, number];
+  const pairs = Array.from({ length: k }, () => ({
+    sum: c.local(V128),
+    comp: c.local(V128),
+    max: c.local(V128),
+    minN: c.local(V128),
+    co: c.local(V128),
+    cz: c.local(V128),
+    cl: c.local(V128),
+  }));
+  const st = stats
+    ? { sum: c.local(F64), min: c.local(F32), max: c.local(F32), x: c.local(F32), masked: c.local(I32), lo: c.local(I32), hp: c.local(I32) }
+    : null;
+  c.localGet(0).localGet(1).i32Const(4).op('i32.mul').op('i32.add').localSet(end);
+  pairs.forEach((p, j) => {
+    c.localGet(2).i32Const(j).op('i32.add').i32Const(PAIR_STRIDE).op('i32.mul').i32Const(STATE_BASE).op('i32.add').localSet(sp[j]!);
+    c.localGet(2).i32Const(j).op('i32.add').i32Const(TABLE_STRIDE).op('i32.mul').i32Const(TABLE_BASE).op('i32.add').localSet(tp[j]!);
+    c.localGet(sp[j]!).mem('v128.load', SUM).localSet(p.sum);
+    c.localGet(sp[j]!).mem('v128.load', COMP).localSet(p.comp);
+    c.localGet(sp[j]!).mem('v128.load', MAX).localSet(p.max);
+    c.localGet(sp[j]!).mem('v128.load', MIN_NORMAL).localSet(p.minN);
+  });
+  if (st) {
+    c.i32Const(0).mem('f64.load', STAT_SUM).localSet(st.sum);
+    c.i32Const(0).mem('f32.load', STAT_MIN).localSet(st.min);
+    c.i32Const(0).mem('f32.load', STAT_MAX).localSet(st.max);
+    c.i32Const(0).mem('i32.load', STAT_MASKED).localSet(st.masked);
+    c.i32Const(0).mem('i32.load', STAT_LO).localSet(st.lo);
   }
-  if (stats) {
-    emit(op.i32Const(0), op.f64Load(STAT_SUM), op.set(sumL));
-    emit(op.i32Const(0), op.f32Load(STAT_MIN), op.set(minL));
-    emit(op.i32Const(0), op.f32Load(STAT_MAX), op.set(maxL));
-    emit(op.i32Const(0), op.i32LoadAt(STAT_MASKED), op.set(maskedL));
-    emit(op.i32Const(0), op.i32LoadAt(STAT_LO), op.set(loL));
-  }
-  emit(op.block, op.loop);
-  emit(op.get(0), op.get(end), op.i32GeU, op.brIf(1));
-  emit(op.get(0), op.i32Load, op.i32Const(0x7fffffff), op.i32And, op.tee(ab), op.i32Const(0x7f800000), op.i32LtU, op.if);
-  emit(op.get(finite), op.i32Const(1), op.i32Add, op.set(finite));
-  emit(op.get(zeros), op.get(ab), op.i32Eqz, op.i32Add, op.set(zeros));
-  emit(op.get(ab), op.f32ReinterpretI32, op.f64PromoteF32, op.f64x2Splat, op.set(A));
-  emit(op.get(ab), op.i32Const(23), op.i32ShrU, op.i32Const(4), op.i32Shl, op.set(toff));
-  if (stats) {
-    emit(op.get(0), op.f32Load(0), op.set(xL));
-    emit(op.get(sumL), op.get(xL), op.f64PromoteF32, op.f64Add, op.set(sumL)); // sum += x
-    emit(op.get(xL), op.get(minL), op.get(xL), op.get(minL), op.f32Lt, op.select, op.set(minL)); // x < min ? x : min
-    emit(op.get(xL), op.get(maxL), op.get(xL), op.get(maxL), op.f32Gt, op.select, op.set(maxL)); // x > max ? x : max
-    emit(op.get(maskedL), op.get(xL), op.f32Const(MASK_FILL), op.f32Le, op.i32Add, op.set(maskedL));
-    emit(op.get(ab), op.i32Const(15), op.i32ShrU, op.i32Const(2), op.i32Shl, op.set(hp));
-    emit(op.get(hp), op.get(hp), op.i32LoadAt(HIST_BASE), op.i32Const(1), op.i32Add, op.i32Store(HIST_BASE));
+  c.block().loop();
+  c.localGet(0).localGet(end).op('i32.ge_u').brIf(1);
+  c.localGet(0).mem('i32.load').i32Const(0x7fffffff).op('i32.and').localTee(ab).i32Const(0x7f800000).op('i32.lt_u').if();
+  c.localGet(finite).i32Const(1).op('i32.add').localSet(finite);
+  c.localGet(zeros).localGet(ab).op('i32.eqz').op('i32.add').localSet(zeros);
+  c.localGet(ab).ops('f32.reinterpret_i32', 'f64.promote_f32', 'f64x2.splat').localSet(A);
+  c.localGet(ab).i32Const(23).op('i32.shr_u').i32Const(4).op('i32.shl').localSet(toff);
+  if (st) {
+    c.localGet(0).mem('f32.load', 0).localSet(st.x);
+    c.localGet(st.sum).localGet(st.x).op('f64.promote_f32').op('f64.add').localSet(st.sum); // sum += x
+    c.localGet(st.x).localGet(st.min).localGet(st.x).localGet(st.min).op('f32.lt').op('select').localSet(st.min); // x < min ? x : min
+    c.localGet(st.x).localGet(st.max).localGet(st.x).localGet(st.max).op('f32.gt').op('select').localSet(st.max); // x > max ? x : max
+    c.localGet(st.masked).localGet(st.x).f32Const(MASK_FILL).op('f32.le').op('i32.add').localSet(st.masked);
+    c.localGet(ab).i32Const(15).op('i32.shr_u').i32Const(2).op('i32.shl').localSet(st.hp);
+    c.localGet(st.hp).localGet(st.hp).mem('i32.load', HIST_BASE).i32Const(1).op('i32.add').mem('i32.store', HIST_BASE);
     // lo = ab < lo && ab != 0 ? ab : lo
-    emit(op.get(ab), op.get(loL), op.get(ab), op.get(loL), op.i32LtU, op.get(ab), op.i32Const(0), op.i32Ne, op.i32And, op.select, op.set(loL));
+    c.localGet(ab).localGet(st.lo).localGet(ab).localGet(st.lo).op('i32.lt_u').localGet(ab).i32Const(0).op('i32.ne').op('i32.and').op('select').localSet(st.lo);
   }
-  for (let j = 0; j < k; j++) {
-    emit(op.get(toff), op.get(tp(j)), op.i32Add, op.v128Load(0), op.set(C));
-    emit(op.get(A), op.get(C), op.f64x2Add, op.get(C), op.f64x2Sub, op.set(Q)); // (a + C) − C
-    emit(op.get(A), op.get(max(j)), op.f64x2Gt, op.set(OV)); // a > max
-    emit(op.get(max(j)), op.get(Q), op.get(OV), op.v128Bitselect, op.set(Q)); // clip
-    emit(op.get(co(j)), op.get(OV), op.i64x2Sub, op.set(co(j)));
-    emit(op.get(cz(j)), op.get(Q), op.v128Zero, op.f64x2Eq, op.i64x2Sub, op.set(cz(j)));
-    emit(op.get(cl(j)), op.get(Q), op.get(minN(j)), op.f64x2Lt, op.i64x2Sub, op.set(cl(j)));
-    emit(op.get(A), op.get(Q), op.f64x2Sub, op.tee(E), op.get(E), op.f64x2Mul, op.set(E2)); // e²
-    emit(op.get(sum(j)), op.get(E2), op.f64x2Add, op.set(T)); // t = sum + e²
-    emit(op.get(sum(j)), op.get(T), op.f64x2Sub, op.get(E2), op.f64x2Add); // (sum − t) + e²
-    emit(op.get(E2), op.get(T), op.f64x2Sub, op.get(sum(j)), op.f64x2Add); // (e² − t) + sum
-    emit(op.get(sum(j)), op.f64x2Abs, op.get(E2), op.f64x2Ge, op.v128Bitselect); // |sum| ≥ e²
-    emit(op.get(comp(j)), op.f64x2Add, op.set(comp(j)));
-    emit(op.get(T), op.set(sum(j)));
+  pairs.forEach((p, j) => {
+    c.localGet(toff).localGet(tp[j]!).op('i32.add').mem('v128.load', 0).localSet(C);
+    c.localGet(A).localGet(C).op('f64x2.add').localGet(C).op('f64x2.sub').localSet(Q); // (a + C) − C
+    c.localGet(A).localGet(p.max).op('f64x2.gt').localSet(OV); // a > max
+    c.localGet(p.max).localGet(Q).localGet(OV).op('v128.bitselect').localSet(Q); // clip
+    c.localGet(p.co).localGet(OV).op('i64x2.sub').localSet(p.co);
+    c.localGet(p.cz).localGet(Q).f64x2Const(0).op('f64x2.eq').op('i64x2.sub').localSet(p.cz);
+    c.localGet(p.cl).localGet(Q).localGet(p.minN).op('f64x2.lt').op('i64x2.sub').localSet(p.cl);
+    c.localGet(A).localGet(Q).op('f64x2.sub').localTee(E).localGet(E).op('f64x2.mul').localSet(E2); // e²
+    c.localGet(p.sum).localGet(E2).op('f64x2.add').localSet(T); // t = sum + e²
+    c.localGet(p.sum).localGet(T).op('f64x2.sub').localGet(E2).op('f64x2.add'); // (sum − t) + e²
+    c.localGet(E2).localGet(T).op('f64x2.sub').localGet(p.sum).op('f64x2.add'); // (e² − t) + sum
+    c.localGet(p.sum).op('f64x2.abs').localGet(E2).op('f64x2.ge').op('v128.bitselect'); // |sum| ≥ e²
+    c.localGet(p.comp).op('f64x2.add').localSet(p.comp);
+    c.localGet(T).localSet(p.sum);
+  });
+  c.end(); // if
+  c.localGet(0).i32Const(4).op('i32.add').localSet(0).br(0);
+  c.end().end(); // loop, block
+  pairs.forEach((p, j) => {
+    c.localGet(sp[j]!).localGet(p.sum).mem('v128.store', SUM);
+    c.localGet(sp[j]!).localGet(p.comp).mem('v128.store', COMP);
+    c.localGet(sp[j]!).localGet(p.co).mem('v128.store', OVER);
+    c.localGet(sp[j]!).localGet(p.cz).mem('v128.store', ZERO);
+    c.localGet(sp[j]!).localGet(p.cl).mem('v128.store', LOW);
+  });
+  c.i32Const(0).localGet(finite).mem('i32.store', 0);
+  c.i32Const(0).localGet(zeros).mem('i32.store', 4);
+  if (st) {
+    c.i32Const(0).localGet(st.sum).mem('f64.store', STAT_SUM);
+    c.i32Const(0).localGet(st.min).mem('f32.store', STAT_MIN);
+    c.i32Const(0).localGet(st.max).mem('f32.store', STAT_MAX);
+    c.i32Const(0).localGet(st.masked).mem('i32.store', STAT_MASKED);
+    c.i32Const(0).localGet(st.lo).mem('i32.store', STAT_LO);
   }
-  emit(op.end); // if
-  emit(op.get(0), op.i32Const(4), op.i32Add, op.set(0), op.br(0));
-  emit(op.end, op.end); // loop, block
-  for (let j = 0; j < k; j++) {
-    emit(op.get(sp(j)), op.get(sum(j)), op.v128Store(SUM));
-    emit(op.get(sp(j)), op.get(comp(j)), op.v128Store(COMP));
-    emit(op.get(sp(j)), op.get(co(j)), op.v128Store(OVER));
-    emit(op.get(sp(j)), op.get(cz(j)), op.v128Store(ZERO));
-    emit(op.get(sp(j)), op.get(cl(j)), op.v128Store(LOW));
-  }
-  emit(op.i32Const(0), op.get(finite), op.i32Store(0));
-  emit(op.i32Const(0), op.get(zeros), op.i32Store(4));
-  if (stats) {
-    emit(op.i32Const(0), op.get(sumL), op.f64Store(STAT_SUM));
-    emit(op.i32Const(0), op.get(minL), op.f32Store(STAT_MIN));
-    emit(op.i32Const(0), op.get(maxL), op.f32Store(STAT_MAX));
-    emit(op.i32Const(0), op.get(maskedL), op.i32Store(STAT_MASKED));
-    emit(op.i32Const(0), op.get(loL), op.i32Store(STAT_LO));
-  }
-  emit(op.end);
-  const body = [...vec(locals), ...code];
-  return [...uleb(body.length), ...body];
 }
 
-function moduleBytes(): Uint8Array {
-  const ks = Array.from({ length: PAIRS_PER_PASS }, (_, i) => i + 1);
-  const type = [0x60, ...vec([[I32], [I32], [I32]]), ...vec([])];
-  const bytes = [
-    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
-    ...section(1, vec([type])),
-    ...section(3, vec([...ks, ...ks].map(() => [0]))),
-    ...section(5, vec([[0x00, ...uleb(PAGES)]])),
-    ...section(7, vec([
-      [...str('memory'), 0x02, 0],
-      ...ks.map((k, i) => [...str(`tally${k}`), 0x00, i]),
-      ...ks.map((k, i) => [...str(`tallyStats${k}`), 0x00, ks.length + i]),
-    ])),
-    ...section(10, vec([...ks.map((k) => kernelBody(k)), ...ks.map((k) => kernelBody(k, true))])),
-  ];
-  return Uint8Array.from(bytes);
+/** The module: memory, then `tally1..` and `tallyStats1..` (PAIRS_PER_PASS of each). */
+export function moduleBytes(): Uint8Array {
+  const m = new ModuleBuilder();
+  m.memory(PAGES, { export: 'memory' });
+  for (const stats of [false, true]) {
+    for (let k = 1; k <= PAIRS_PER_PASS; k++) m.func(`${stats ? 'tallyStats' : 'tally'}${k}`, [I32, I32, I32], [], (c) => kernelBody(c, k, stats));
+  }
+  return m.bytes();
 }
+
 
 // ---------------------------------------------------------------------------------------------
 // Driver

@@ -12,6 +12,7 @@
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
 import { ModelError } from '../errors.js';
+import { I32, ModuleBuilder, V128 } from '../wasm/assembler.js';
 import { DataType } from './dtype.js';
 import { q } from './quote.js';
 import type { Model } from './model.js';
@@ -269,35 +270,14 @@ function kindOf(dtype: number): number {
   return 0;
 }
 
-/** Run jobs on a pool of threads; resolves with each job's partial, indexed by job id. */
 // --- the SIMD kernel -------------------------------------------------------------------------
-// A hand-assembled WebAssembly function s(p, n): over n float32 at byte address p (n a multiple
-// of 16), the lane sums and sums of squares in float64 (f64x2.promote_low_f32x4 of each half)
-// and the lane max / min; stored at address 0 as s0 s1 q0 q1 (f64x2 each) and hi lo (f32x4).
-// Four vectors a step with their own accumulators, so no add waits on the previous one.
+// A WebAssembly function s(p, n), built with src/wasm/assembler.ts on this thread and handed to
+// the workers as bytes: over n float32 at byte address p (n a multiple of 16), the lane sums and
+// sums of squares in float64 (f64x2.promote_low_f32x4 of each half) and the lane max / min;
+// stored at address 0 as s0 s1 q0 q1 (f64x2 each) and hi lo (f32x4), in the memory imported as
+// e.m. Four vectors a step with their own accumulators, so no add waits on the previous one.
 // ~3× the plain JavaScript loop; NaN and ±inf propagate into the results, which sends the
 // chunk to the careful loop.
-
-function leb(n: number): number[] {
-  const out: number[] = [];
-  do {
-    let b = n & 0x7f;
-    n >>>= 7;
-    if (n) b |= 0x80;
-    out.push(b);
-  } while (n);
-  return out;
-}
-
-function sleb(n: number): number[] {
-  const out: number[] = [];
-  for (;;) {
-    const b = n & 0x7f;
-    n >>= 7;
-    if ((n === 0 && (b & 0x40) === 0) || (n === -1 && (b & 0x40) !== 0)) return [...out, b];
-    out.push(b | 0x80);
-  }
-}
 
 let kernelBytes: Uint8Array | null | undefined;
 
@@ -305,64 +285,54 @@ let kernelBytes: Uint8Array | null | undefined;
 export function simdKernel(): Uint8Array | null {
   if (kernelBytes !== undefined) return kernelBytes;
   const U = 4;
-  const simd = (op: number) => [0xfd, ...leb(op)];
-  const get = (i: number) => [0x20, ...leb(i)];
-  const set = (i: number) => [0x21, ...leb(i)];
-  const F64X2_ADD = 240;
-  const F64X2_MUL = 242;
-  const F32X4_MIN = 232;
-  const F32X4_MAX = 233;
-  const PROMOTE_LOW = 0x5f;
-  const SHUFFLE = 0x0d;
-  const LOAD = 0x00;
-  const STORE = 0x0b;
-  const SPLAT_F32 = 0x13;
   const HIGH_HALF = [8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15];
-  // locals: 0 p, 1 n (params), 2 end; then per unrolled lane u nine v128: v a b s0 s1 q0 q1 hi lo
-  const L = (u: number, k: number) => 3 + u * 9 + k;
-  const body: number[] = [0x02, 0x01, 0x7f, ...leb(9 * U), 0x7b];
-  body.push(...get(0), ...get(1), 0x41, 2, 0x74, 0x6a, ...set(2)); // end = p + 4n
-  for (let u = 0; u < U; u++) {
-    body.push(0x43, 0, 0, 0x80, 0xff, ...simd(SPLAT_F32), ...set(L(u, 7))); // hi = -inf
-    body.push(0x43, 0, 0, 0x80, 0x7f, ...simd(SPLAT_F32), ...set(L(u, 8))); // lo = +inf
-  }
-  body.push(0x02, 0x40, 0x03, 0x40, ...get(0), ...get(2), 0x4f, 0x0d, 1); // block loop: br_if p >= end
-  for (let u = 0; u < U; u++) body.push(...get(0), ...simd(LOAD), 4, ...leb(16 * u), ...set(L(u, 0)));
-  for (let u = 0; u < U; u++) {
-    const [v, a, b] = [L(u, 0), L(u, 1), L(u, 2)];
-    body.push(...get(v), ...simd(PROMOTE_LOW), ...set(a));
-    body.push(...get(v), ...get(v), ...simd(SHUFFLE), ...HIGH_HALF, ...simd(PROMOTE_LOW), ...set(b));
-    body.push(...get(L(u, 3)), ...get(a), ...simd(F64X2_ADD), ...set(L(u, 3)));
-    body.push(...get(L(u, 4)), ...get(b), ...simd(F64X2_ADD), ...set(L(u, 4)));
-    body.push(...get(L(u, 5)), ...get(a), ...get(a), ...simd(F64X2_MUL), ...simd(F64X2_ADD), ...set(L(u, 5)));
-    body.push(...get(L(u, 6)), ...get(b), ...get(b), ...simd(F64X2_MUL), ...simd(F64X2_ADD), ...set(L(u, 6)));
-    body.push(...get(L(u, 7)), ...get(v), ...simd(F32X4_MAX), ...set(L(u, 7)));
-    body.push(...get(L(u, 8)), ...get(v), ...simd(F32X4_MIN), ...set(L(u, 8)));
-  }
-  body.push(...get(0), 0x41, ...sleb(16 * U), 0x6a, ...set(0), 0x0c, 0, 0x0b, 0x0b); // p += 64; br loop
-  for (let u = 1; u < U; u++) {
-    for (const k of [3, 4, 5, 6, 7, 8]) {
-      const op = k < 7 ? F64X2_ADD : k === 7 ? F32X4_MAX : F32X4_MIN;
-      body.push(...get(L(0, k)), ...get(L(u, k)), ...simd(op), ...set(L(0, k)));
+  const m = new ModuleBuilder();
+  m.importMemory('e', 'm', 1);
+  m.func('s', [I32, I32], [], (c) => {
+    // params 0 p, 1 n; then end, and per unrolled step u nine v128: v a b s0 s1 q0 q1 hi lo
+    const end = c.local(I32);
+    const L = Array.from({ length: U }, () => ({
+      v: c.local(V128),
+      a: c.local(V128),
+      b: c.local(V128),
+      s0: c.local(V128),
+      s1: c.local(V128),
+      q0: c.local(V128),
+      q1: c.local(V128),
+      hi: c.local(V128),
+      lo: c.local(V128),
+    }));
+    c.localGet(0).localGet(1).i32Const(2).op('i32.shl').op('i32.add').localSet(end); // end = p + 4n
+    for (const l of L) {
+      c.f32Const(-Infinity).op('f32x4.splat').localSet(l.hi);
+      c.f32Const(Infinity).op('f32x4.splat').localSet(l.lo);
     }
-  }
-  [3, 4, 5, 6, 7, 8].forEach((k, i) => body.push(0x41, 0, ...get(L(0, k)), ...simd(STORE), 4, ...leb(16 * i)));
-  body.push(0x0b);
-  const section = (id: number, bytes: number[]) => [id, ...leb(bytes.length), ...bytes];
-  const name = (str: string) => [str.length, ...Array.from(str, (c) => c.charCodeAt(0))];
-  const bytes = Uint8Array.from([
-    0x00, 0x61, 0x73, 0x6d, 1, 0, 0, 0,
-    ...section(1, [1, 0x60, 2, 0x7f, 0x7f, 0]), // type: (i32, i32) -> ()
-    ...section(2, [1, ...name('e'), ...name('m'), 0x02, 0x00, 1]), // import memory e.m
-    ...section(3, [1, 0]),
-    ...section(7, [1, ...name('s'), 0x00, 0]), // export s
-    ...section(10, [1, ...leb(body.length), ...body]),
-  ]);
+    c.block().loop().localGet(0).localGet(end).op('i32.ge_u').brIf(1); // br_if p >= end
+    L.forEach((l, u) => c.localGet(0).mem('v128.load', 16 * u).localSet(l.v));
+    for (const { v, a, b, s0, s1, q0, q1, hi, lo } of L) {
+      c.localGet(v).op('f64x2.promote_low_f32x4').localSet(a);
+      c.localGet(v).localGet(v).i8x16Shuffle(HIGH_HALF).op('f64x2.promote_low_f32x4').localSet(b);
+      c.localGet(s0).localGet(a).op('f64x2.add').localSet(s0);
+      c.localGet(s1).localGet(b).op('f64x2.add').localSet(s1);
+      c.localGet(q0).localGet(a).localGet(a).op('f64x2.mul').op('f64x2.add').localSet(q0);
+      c.localGet(q1).localGet(b).localGet(b).op('f64x2.mul').op('f64x2.add').localSet(q1);
+      c.localGet(hi).localGet(v).op('f32x4.max').localSet(hi);
+      c.localGet(lo).localGet(v).op('f32x4.min').localSet(lo);
+    }
+    c.localGet(0).i32Const(16 * U).op('i32.add').localSet(0).br(0).end().end(); // p += 64; br loop
+    const results = ['s0', 's1', 'q0', 'q1', 'hi', 'lo'] as const;
+    for (const l of L.slice(1)) {
+      for (const r of results) c.localGet(L[0]![r]).localGet(l[r]).op(r === 'hi' ? 'f32x4.max' : r === 'lo' ? 'f32x4.min' : 'f64x2.add').localSet(L[0]![r]);
+    }
+    results.forEach((r, i) => c.i32Const(0).localGet(L[0]![r]).mem('v128.store', 16 * i));
+  });
+  const bytes = m.bytes();
   const wasm = (globalThis as { WebAssembly?: { validate(b: Uint8Array): boolean } }).WebAssembly;
   kernelBytes = wasm?.validate(bytes) ? bytes : null;
   return kernelBytes;
 }
 
+/** Run jobs on a pool of threads; resolves with each job's partial, indexed by job id. */
 async function runPool(jobs: Job[], threads: number, chunkBytes: number, simd: boolean): Promise<Partial[]> {
   const results: Partial[] = new Array(jobs.length);
   if (jobs.length === 0) return results;
