@@ -19,7 +19,8 @@ import { VERSION } from '../version.js';
 import { describe, quantileAbs } from './dist.js';
 import { inputScales, type InputAssumption } from './inputs.js';
 import { propagateBackward, propagateForward, type PropagateInput } from './propagate.js';
-import { readWeights } from './weight-pass.js';
+import { WeightPass } from './weight-pass.js';
+import { setWeightSource } from './weights.js';
 import { registry } from './registry.js';
 import { scaleRisk } from './risk.js';
 import { rmsOf, type Scale } from './scale.js';
@@ -114,16 +115,31 @@ export interface WeightReadOptions {
   threads?: number;
   /** Progress of the weight pass in bytes: (done, total). */
   onWeightProgress?: (done: number, total: number) => void;
+  /** Weight-pass tuning (tests): see WeightPassOptions. */
+  rangeBytes?: number;
+  parallelBytes?: number;
 }
 
 /**
- * `analyzeModel` after the parallel weight pass (weight-pass.ts): every weight is read once, on
- * all cores, before propagation. Same report; what the CLI runs.
+ * `analyzeModel` with the parallel weight pass (weight-pass.ts): every weight is read once, on
+ * all cores, while the propagation runs. Same report; what the CLI runs.
  */
 export async function analyzeModelAsync(model: Model, opts: AnalyzeOptions & WeightReadOptions = {}): Promise<Report> {
   const formats = opts.formats && opts.formats.length ? opts.formats : DEFAULT_FORMATS.map((n) => parseFormat(n));
-  await readWeights(model, formats, { threads: opts.threads, onProgress: opts.onWeightProgress });
-  return analyzeModel(model, { ...opts, formats });
+  const pass = await WeightPass.start(model, formats, { threads: opts.threads, onProgress: opts.onWeightProgress, rangeBytes: opts.rangeBytes, parallelBytes: opts.parallelBytes });
+  if (!pass) return analyzeModel(model, { ...opts, formats });
+  // Propagation runs while the workers read; it waits only for weights not read yet.
+  setWeightSource((t) => pass.waitFor(t));
+  try {
+    const report = analyzeModel(model, { ...opts, formats });
+    // A weight that could not be read fails the analysis (a broken file is exit code 3), even
+    // though propagation went on with that weight's scale unknown.
+    pass.finish();
+    return report;
+  } finally {
+    setWeightSource(null);
+    await pass.close();
+  }
 }
 
 export function analyzeModel(model: Model, opts: AnalyzeOptions = {}): Report {

@@ -4,7 +4,7 @@
  * answers each with its RangeResult. Jobs arrive as lists; results go back one by one, in order.
  */
 import { closeSync, openSync, readSync } from 'node:fs';
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { WeightKernel } from '../formats/weight-kernel.js';
 import type { Format } from '../formats/format.js';
 import { SliceKernel } from './slice-kernel.js';
@@ -23,7 +23,11 @@ export interface RangeJob {
   distinct: boolean;
 }
 
-export type ToWorker = { kind: 'jobs'; jobs: RangeJob[] } | { kind: 'close' };
+export type ToWorker =
+  /** First message: where results go, and the counter to bump (and notify) after each. */
+  | { kind: 'port'; port: MessagePort; signal: Int32Array }
+  | { kind: 'jobs'; jobs: RangeJob[] }
+  | { kind: 'close' };
 export type FromWorker =
   | { kind: 'ready' }
   | { kind: 'result'; id: number; bytes: number; result: RangeResult }
@@ -53,9 +57,9 @@ export function reduceRange(kernel: WeightKernel, slicer: SliceKernel | null, jo
   return reducer.result();
 }
 
-const port = parentPort;
+const parent = parentPort;
 const data = (workerData as { data?: { formats?: Format[] } } | null)?.data;
-if (port && data?.formats) {
+if (parent && data?.formats) {
   const kernel = WeightKernel.create(data.formats);
   const slicer = SliceKernel.create();
   const fds = new Map<string, number>();
@@ -64,22 +68,33 @@ if (port && data?.formats) {
     if (fd === undefined) fds.set(file, (fd = openSync(file, 'r')));
     return fd;
   };
-  port.on('message', (m: ToWorker) => {
+  let out: MessagePort | null = null;
+  let signal: Int32Array | null = null;
+  const send = (m: FromWorker, transfer: ArrayBuffer[] = []): void => {
+    out!.postMessage(m, transfer);
+    Atomics.add(signal!, 0, 1);
+    Atomics.notify(signal!, 0);
+  };
+  parent.on('message', (m: ToWorker) => {
+    if (m.kind === 'port') {
+      out = m.port;
+      signal = m.signal;
+      send({ kind: 'ready' });
+      return;
+    }
     if (m.kind === 'close') {
       for (const fd of fds.values()) closeSync(fd);
-      port.close();
+      parent.close();
       return;
     }
     for (const job of m.jobs) {
       try {
         if (!kernel) throw new Error('the WebAssembly kernel is not available in this worker');
         const result = reduceRange(kernel, slicer, job, fdOf(job.file));
-        const transfer = result.slices.flatMap((p) => [p.S.buffer, p.A.buffer, p.Q.buffer]) as ArrayBuffer[];
-        port.postMessage({ kind: 'result', id: job.id, bytes: job.length, result } satisfies FromWorker, transfer);
+        send({ kind: 'result', id: job.id, bytes: job.length, result }, result.slices.flatMap((p) => [p.S.buffer, p.A.buffer, p.Q.buffer]) as ArrayBuffer[]);
       } catch (e) {
-        port.postMessage({ kind: 'failed', id: job.id, message: (e as { code?: string }).code ?? String((e as Error).message ?? e).split('\n')[0] } satisfies FromWorker);
+        send({ kind: 'failed', id: job.id, message: (e as { code?: string }).code ?? String((e as Error).message ?? e).split('\n')[0] });
       }
     }
   });
-  port.postMessage({ kind: 'ready' } satisfies FromWorker);
 }

@@ -32,12 +32,26 @@ export interface TensorStats {
 
 const statsCache = new WeakMap<TensorData, Map<string, TensorStats>>();
 
+/**
+ * A running weight pass (weight-pass.ts) that can deliver a tensor's statistics on demand: called
+ * on a cache miss, it blocks until the tensor is read and seeded (or throws its read error).
+ */
+let weightSource: ((t: TensorData) => void) | null = null;
+
+export function setWeightSource(source: ((t: TensorData) => void) | null): void {
+  weightSource = source;
+}
+
 /** Exact statistics and per-format risk of a stored tensor, streamed chunk by chunk. */
 export function tensorStats(t: TensorData, formats: Format[]): TensorStats {
   const key = formats.map((f) => f.name).join(',');
   let byKey = statsCache.get(t);
   if (!byKey) statsCache.set(t, (byKey = new Map()));
-  const hit = byKey.get(key);
+  let hit = byKey.get(key);
+  if (!hit && weightSource) {
+    weightSource(t);
+    hit = byKey.get(key);
+  }
   if (hit) return hit;
 
   const acc = new RiskAccumulator(formats);
@@ -176,7 +190,11 @@ export function sliceSums(src: TensorData | { dims: number[]; data: ArrayLike<nu
   const key = `${from}:${to}`;
   let byKey = sliceCache.get(src);
   if (!byKey) sliceCache.set(src, (byKey = new Map()));
-  const hit = byKey.get(key);
+  let hit = byKey.get(key);
+  if (!hit && weightSource && 'chunks' in src) {
+    weightSource(src);
+    hit = byKey.get(key);
+  }
   if (hit) return hit;
   const inner = dims.slice(to).reduce((a, b) => a * b, 1);
   const mid = dims.slice(from, to).reduce((a, b) => a * b, 1);

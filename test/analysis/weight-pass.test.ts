@@ -180,9 +180,9 @@ describe.runIf(haveKernel)('weight pass', () => {
     }
   });
 
-  it('analyzeModelAsync reports what analyzeModel does', async () => {
+  it('analyzeModelAsync (propagation overlapping the workers’ reads) reports what analyzeModel does', async () => {
     const file = path.join(dir, 'llama', 'model.onnx');
-    const a = await analyzeModelAsync(loadModel(file), { threads: 2 });
+    const a = await analyzeModelAsync(loadModel(file), { threads: 2, parallelBytes: 0, rangeBytes: 4100 });
     const b = analyzeModel(loadModel(file));
     expect(a.tensors.length).toBe(b.tensors.length);
     for (let i = 0; i < a.tensors.length; i++) {
@@ -204,12 +204,15 @@ describe.runIf(haveKernel)('weight pass', () => {
     (await import('node:fs')).mkdirSync(bad);
     copyFileSync(path.join(src, 'model.onnx'), path.join(bad, 'model.onnx'));
     copyFileSync(path.join(src, 'model.onnx.data'), path.join(bad, 'model.onnx.data'));
-    const m = loadModel(path.join(bad, 'model.onnx'));
+    // Loaded while whole (a truncated file is refused at load already), then cut short.
+    const loaded = [0, 1, 2, 3].map(() => loadModel(path.join(bad, 'model.onnx')));
     truncateSync(path.join(bad, 'model.onnx.data'), 1000);
     for (const threads of [0, 2]) {
-      const err = await readWeights(m, FORMATS, { threads, parallelBytes: 0 }).catch((e: unknown) => e);
+      const err = await readWeights(loaded[threads]!, FORMATS, { threads, parallelBytes: 0 }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(ModelError);
       expect(String((err as Error).message)).not.toContain('\n');
+      const err2 = await analyzeModelAsync(loaded[threads + 1]!, { threads, parallelBytes: 0 }).catch((e: unknown) => e);
+      expect(err2).toBeInstanceOf(ModelError);
     }
   });
 });
