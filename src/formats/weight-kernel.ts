@@ -12,7 +12,10 @@
  *   over  = ab > bits(M)                    overflow (counted; q is then M: clip first)
  *   ac    = min(ab, bits(M))                the clipped magnitude
  *   q     = round-to-nearest-even of ac onto the format's grid (below)
- *   qz    = q == 0,  lo = q < minNormal     → underflow = #qz − #zeros, subnormal = #lo − #qz
+ *   qz    = ab < tz1,  lo = ab < tl         q == 0 and q < minNormal, by thresholds on |x| found
+ *                                           with the reference rounding (`thresholdsFor`), so
+ *                                           ties count exactly as `addToTally` counts them
+ *                                           → underflow = #qz − #zeros, subnormal = #lo − #qz
  *   noise += (a − q)²                       float64
  *
  * Rounding, two exact ways (the format picks one in `planFor`):
@@ -38,19 +41,25 @@
  * Anything else (wider exponent ranges than float32, m = 0 with float32's range, m > 23, formats
  * whose limits are not float32 numbers) is not covered: `WeightKernel.create` returns null.
  *
- * Two functions per module:
- * - `fast` assumes no element exceeds any format's max: no clipping, no overflow counts, and
- *   e = a − q in float32, exact for a ≤ M (q/2 ≤ a ≤ 2q, Sterbenz; or q = 0), squared in float64.
- * - `full` clips, counts overflows, and computes e = promote(a) − promote(q) in float64 as the
- *   reference does (past M, a − M is not exact in float32 once a > 2M).
- * `run` calls `fast`; if the call's absmax exceeds the smallest max it runs the call again with
- * `full` (and starts the next call with `full` until a call fits again). Well-scaled weights thus
- * pay neither clipping nor overflow counting.
+ * Blocks (`kernelBody`). The kernel walks the call in blocks of BLOCK_VECTORS·4 elements. A
+ * moments pass reads the block, accumulates Σx, Σx², min, max, finds the block's absmax and min |x|,
+ * and writes |x| and its exponent field to a scratch area that stays in L1. Then one pass per format
+ * reads the scratch, in a loop specialised for what the block needs (decided from its absmax and
+ * min nonzero |x|, so exactly):
+ * - clipping and overflow counts only if absmax > M; past 2M also e = promote(a) − promote(q) in
+ *   float64 as the reference does. Otherwise e = a − q in float32, exact while a ≤ 2M
+ *   (q/2 ≤ a ≤ 2q, Sterbenz, with q = M for clipped a; or q = 0), squared in float64.
+ * - the subnormal constant only if some |x| < minNormal; the qz / lo counts only if some nonzero
+ *   |x| lies below their thresholds (a skipped count is then exactly the block's zeros).
+ * - zeros are counted (and the min nonzero |x| found) by an extra pass only in blocks holding a 0.
+ * One format per loop keeps every live value in the 16 vector registers V8 uses (the earlier
+ * all-formats-in-one-loop kernel spilled a third of its instructions). `paths.full` counts calls
+ * in which some block clipped.
  *
  * NaN and ±Inf: the kernel does not mask them (weights rarely hold any). They make the call's
  * Σx or Σx² non-finite, and that call is then done again element by element in JavaScript
- * (`scalarRange`), which follows `addToTally` to the letter. The last n mod 4 elements of a call
- * go the same way.
+ * (`scalarRange`), which follows `addToTally` to the letter. The last n mod GRAIN (8) elements of a
+ * call go the same way.
  */
 
 import { Code, I32, ModuleBuilder, V128 } from '../wasm/assembler.js';
@@ -94,7 +103,14 @@ function bitsOf(x: number): number {
   return U32[0]! | 0;
 }
 
-interface MagicPlan {
+interface Thresholds {
+  /** 1 + the largest |x| bit pattern that rounds to 0: q = 0 ⟺ ab < tz1. */
+  tz1: number;
+  /** The smallest |x| bit pattern that rounds to minNormal or more: q < minNormal ⟺ ab < tl. */
+  tl: number;
+}
+
+interface MagicPlan extends Thresholds {
   kind: 'magic';
   maxBits: number;
   minNormalBits: number;
@@ -104,7 +120,7 @@ interface MagicPlan {
   cSub: number;
 }
 
-interface IntegerPlan {
+interface IntegerPlan extends Thresholds {
   kind: 'int';
   maxBits: number;
   minNormalBits: number;
@@ -119,6 +135,38 @@ function exponent32(x: number): number {
   return ((bitsOf(x) >>> 23) & 0xff) - 127;
 }
 
+function fromBits(b: number): number {
+  U32[0] = b >>> 0;
+  return F32[0]!;
+}
+
+/**
+ * The count thresholds of f on |x| bit patterns, found by bisection with the reference rounding
+ * (`roundMagnitude`, monotone in |x|): so the counts are exactly those of `addToTally`, ties
+ * included, whatever the kernel's own rounding does.
+ */
+function thresholdsFor(f: Format, maxBits: number): Thresholds {
+  const q = (b: number): number => roundMagnitude(fromBits(b), f.manBits, f.minNormal, f.minSubnormal);
+  // Largest b in [0, maxBits] with q(b) = 0 (q(0) = 0).
+  let lo = 0;
+  let hi = maxBits;
+  while (lo < hi) {
+    const mid = lo + Math.ceil((hi - lo) / 2);
+    if (q(mid) === 0) lo = mid;
+    else hi = mid - 1;
+  }
+  const tz1 = lo + 1;
+  // Smallest b in [0, maxBits] with q(b) ≥ minNormal (q(maxBits) = max ≥ minNormal).
+  lo = 0;
+  hi = maxBits;
+  while (lo < hi) {
+    const mid = lo + Math.floor((hi - lo) / 2);
+    if (q(mid) >= f.minNormal) hi = mid;
+    else lo = mid + 1;
+  }
+  return { tz1, tl: lo };
+}
+
 /** How the kernel rounds onto f's grid, or null when it cannot do so exactly (see the header). */
 function planFor(f: Format): Plan | null {
   const m = f.manBits;
@@ -131,9 +179,11 @@ function planFor(f: Format): Plan | null {
   if (emin > -126 && m <= 20 && exponent32(f.max) <= 104 + m) {
     const k = ((23 - m) << 23) | 0x400000;
     const cSub = ((emin + 127 + 23 - m) << 23) | 0x400000;
-    return { kind: 'magic', maxBits, minNormalBits, k, cSub };
+    return { kind: 'magic', maxBits, minNormalBits, k, cSub, ...thresholdsFor(f, maxBits) };
   }
-  if (emin === -126 && m >= 1 && m <= 23) return { kind: 'int', maxBits, minNormalBits, shift: 23 - m };
+  if (emin === -126 && m >= 1 && m <= 23) {
+    return { kind: 'int', maxBits, minNormalBits, shift: 23 - m, ...thresholdsFor(f, maxBits) };
+  }
   return null;
 }
 
@@ -145,232 +195,377 @@ const OUT_SUM = 0;
 const OUT_SQ = 16;
 const OUT_MIN = 32;
 const OUT_MAX = 48;
-/** Noise of format f (f64x2) at OUT_NOISE + 16·f. */
-const OUT_NOISE = 64;
+/** Exact zeros (i32). */
+const OUT_ZEROS = 64;
+/** 1 when some block of the call needed clipping for some format (i32). */
+const OUT_FULL = 68;
+/** Per format f at OUT_FORMAT + FORMAT_STRIDE·f: noise (f64x2), then the qz, lo, over counts (i32x4). */
+const OUT_FORMAT = 128;
+const FORMAT_STRIDE = 64;
+const F_NOISE = 0;
+const F_QZ = 16;
+const F_LO = 32;
+const F_OVER = 48;
 export const MAX_FORMATS = 16;
-/** Count slots (i32x4 each) at OUT_COUNTS + 16·j. */
-const OUT_COUNTS = OUT_NOISE + 16 * MAX_FORMATS;
+/** |x| of the current block (BLOCK_VECTORS vectors), read by the per-format passes. */
+const SCRATCH = 8192;
 /** Inputs start at the second page. */
 const DATA = 65536;
 const CAPACITY = 1 << 18;
 const PAGES = 1 + (4 * CAPACITY) / 65536;
-/** Vectors per inner block: the 8-bit counters then spill into 32-bit ones (at most 255). */
-const BLOCK_VECTORS = 240;
+/**
+ * Vectors per block: the block's |x| and exponent fields (2 KiB each) stay in L1 while every format
+ * reads them. Smaller blocks skip counts more often but pay the per-pass setup more often; 128–256
+ * measured best (512 and more slower).
+ */
+const BLOCK_VECTORS = 128;
+/** x & EXP_MASK (the exponent field of |x|) of the current block, for the magic-constant formats. */
+const SCRATCH_EXP = SCRATCH + 16 * BLOCK_VECTORS;
+/** Vectors per loop iteration of the format passes and of the moments pass (4 measured no faster). */
+const UNROLL = 2;
+const MOMENTS_UNROLL = 2;
+/** Elements the kernel takes per call must be a multiple of this; the rest go to `scalarRange`. */
+const GRAIN = 4 * Math.max(UNROLL, MOMENTS_UNROLL);
 
 const ABS_MASK = 0x7fffffff;
 const EXP_MASK = 0x7f800000 | 0;
 const HIGH_HALF = [8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15];
+const SWAP_HALVES = [8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7];
+const SWAP_PAIRS = [4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11];
 
-/** What each count slot counts: exact zeros, or a format's over / qz / lo. */
-type Slot = { kind: 'zero' } | { kind: 'over' | 'qz' | 'lo'; format: number };
-
-function slotsFor(nFormats: number, full: boolean): Slot[] {
-  const slots: Slot[] = [{ kind: 'zero' }];
-  for (let f = 0; f < nFormats; f++) {
-    if (full) slots.push({ kind: 'over', format: f });
-    slots.push({ kind: 'qz', format: f }, { kind: 'lo', format: f });
-  }
-  return slots;
+/** What a per-format pass over a block does (see `kernelBody`). */
+interface Variant {
+  /** Some |x| of the block exceeds max: clip, count overflows. */
+  clip: boolean;
+  /** Some |x| exceeds 2·max: a − q in float64 (in float32 it is exact up to 2·max only). */
+  wide: boolean;
+  /** Some |x| of the block lies below min normal (magic rounding needs its subnormal constant). */
+  sub: boolean;
+  /** Count q < minNormal (else the block has no such nonzero |x|). */
+  lo: boolean;
+  /** Count q = 0 (else the block has no such nonzero |x|). */
+  z: boolean;
 }
 
 /**
- * The kernel function body, `(nVectors)`: reduce 4·nVectors float32 at DATA, write the call's
- * results at 0. `full` adds clipping, overflow counts and a − q in float64 (see the header).
+ * The kernel function body, `(nVectors)` with nVectors a multiple of GRAIN / 4: reduce 4·nVectors
+ * float32 at DATA, write the call's results at 0 (the block scheme is in the header).
  *
- * Counting: each test gives a lane mask of 0 / −1. Masks are narrowed four at a time into one
- * i8x16 (i32 → i16 → i8, saturating, so −1 stays −1) and subtracted from an 8-bit counter, whose
- * lanes are widened into 32-bit counters every BLOCK_VECTORS vectors; masks left over when their
- * number is not a multiple of four go straight into 32-bit counters.
+ * Counts: q = 0 ⟺ ab < tz1 and q < minNormal ⟺ ab < tl (thresholds found with the reference
+ * rounding, see `thresholdsFor`; they include zeros), each mask subtracted from an i32x4 counter.
+ * Accumulators live in memory between passes (each pass loads and stores its own), so no value is
+ * live across the loops of other passes.
  */
-function kernelBody(c: Code, plans: Plan[], full: boolean): void {
-  const wide = full;
-  const slots = slotsFor(plans.length, full);
-  const groups = Math.floor(slots.length / 4);
+function kernelBody(c: Code, plans: Plan[]): void {
   const nVec = 0;
   const p = c.local(I32);
   const end = c.local(I32);
   const blockEnd = c.local(I32);
+  const s = c.local(I32);
+  const sEnd = c.local(I32);
+  const minAb = c.local(I32);
+  const minNZ = c.local(I32);
+  const absBits = c.local(I32);
+  const zeros = c.local(I32);
   const v = (): number => c.local(V128);
-  const sum = v();
-  const sq = v();
-  const mn = v();
-  const mx = v();
-  const noise = plans.map(v);
-  const cnt8 = Array.from({ length: groups }, v);
-  // cnt32[g] for g < groups holds group g; cnt32[groups + r] the leftover slot 4·groups + r.
-  const cnt32 = Array.from({ length: groups + slots.length - 4 * groups }, v);
+  const anyMagic = plans.some((pl) => pl.kind === 'magic');
 
-  // Constants live in locals set before the loop (TurboFan keeps what fits in registers; loading
-  // them with v128.load32_splat inside the loop or writing v128.const measured no faster).
-  const konst = new Map<number, number>();
-  const k = (value: number): Code => {
-    let l = konst.get(value | 0);
-    if (l === undefined) {
-      l = v();
-      konst.set(value | 0, l);
-      c.i32x4Const(value | 0).localSet(l);
-    }
-    return c.localGet(l);
+  /** A constant vector in a fresh local, set here (before the loop that reads it). */
+  const konst = (value: number): number => {
+    const l = v();
+    c.i32x4Const(value | 0).localSet(l);
+    return l;
   };
-  // Create them up front (so the loop only reads locals).
-  const prelude = (): void => {
-    const values = [ABS_MASK, EXP_MASK, 1];
-    for (const pl of plans) {
-      values.push(pl.maxBits, pl.minNormalBits);
-      if (pl.kind === 'magic') values.push(pl.k, pl.cSub);
-      else if (pl.shift > 0) values.push((1 << (pl.shift - 1)) - 1, ~((1 << pl.shift) - 1));
-    }
-    for (const x of values) if (!konst.has(x | 0)) k(x).op('drop');
+  const vload = (ptr: number, offset: number, into: number): void => {
+    c.localGet(ptr).mem('v128.load', offset).localSet(into);
   };
-  prelude();
+  const vstore = (offset: number, local: number): void => {
+    c.i32Const(0).localGet(local).mem('v128.store', offset);
+  };
+  const vloadAbs = (offset: number, into: number): void => {
+    c.i32Const(0).mem('v128.load', offset).localSet(into);
+  };
+  /** Horizontal reduction of an i32x4 local to an i32 on the stack. */
+  const horizontal = (l: number, op: 'i32x4.min_u' | 'i32x4.max_s' | 'i32x4.add'): void => {
+    c.localGet(l).localGet(l).localGet(l).i8x16Shuffle(SWAP_HALVES).op(op).localSet(l);
+    c.localGet(l).localGet(l).localGet(l).i8x16Shuffle(SWAP_PAIRS).op(op).localSet(l);
+    c.localGet(l).lane('i32x4.extract_lane', 0);
+  };
+  /** A do-while loop over the block's scratch: s from SCRATCH to sEnd, `unroll` vectors a turn. */
+  const scratchLoop = (body: (offset: number) => void, alsoAdvance?: number, unroll = UNROLL): void => {
+    c.i32Const(SCRATCH).localSet(s);
+    c.loop();
+    for (let u = 0; u < unroll; u++) body(16 * u);
+    if (alsoAdvance !== undefined) c.localGet(alsoAdvance).i32Const(16 * unroll).op('i32.add').localSet(alsoAdvance);
+    c.localGet(s).i32Const(16 * unroll).op('i32.add').localTee(s);
+    c.localGet(sEnd).op('i32.lt_u').brIf(0);
+    c.end();
+  };
+  /** acc += Σ parts (a balanced tree of f64x2 adds). */
+  const accumulate = (acc: number, parts: number[]): void => {
+    c.localGet(acc);
+    const tree = (xs: number[]): void => {
+      if (xs.length === 1) {
+        c.localGet(xs[0]!);
+        return;
+      }
+      const h = xs.length >> 1;
+      tree(xs.slice(0, h));
+      tree(xs.slice(h));
+      c.op('f64x2.add');
+    };
+    tree(parts);
+    c.op('f64x2.add').localSet(acc);
+  };
+  /** part = lo² + hi² of the f32x4 in `e` (promoted to float64). */
+  const squares = (e: number, part: number): void => {
+    const lo = v();
+    const hi = v();
+    c.localGet(e).op('f64x2.promote_low_f32x4').localSet(lo);
+    c.localGet(e).localGet(e).i8x16Shuffle(HIGH_HALF).op('f64x2.promote_low_f32x4').localSet(hi);
+    c.localGet(lo).localGet(lo).op('f64x2.mul').localGet(hi).localGet(hi).op('f64x2.mul').op('f64x2.add').localSet(part);
+  };
+
+  // Zero the outputs, min/max to ±Inf.
+  c.i32Const(0).i32Const(0).i32Const(OUT_FORMAT + FORMAT_STRIDE * plans.length).memoryFill();
+  c.i32Const(0).f32x4Const(Infinity).mem('v128.store', OUT_MIN);
+  c.i32Const(0).f32x4Const(-Infinity).mem('v128.store', OUT_MAX);
 
   c.i32Const(DATA).localSet(p);
   c.i32Const(DATA).localGet(nVec).i32Const(4).op('i32.shl').op('i32.add').localSet(end);
-  c.f32x4Const(Infinity).localSet(mn);
-  c.f32x4Const(-Infinity).localSet(mx);
-
-  let pending: number[] = [];
-  let slot = 0;
-  const pushMask = (mask: number): void => {
-    const j = slot++;
-    if (j < 4 * groups) {
-      pending.push(mask);
-      if (pending.length === 4) {
-        const g = Math.floor(j / 4);
-        const [m0, m1, m2, m3] = pending as [number, number, number, number];
-        c.localGet(cnt8[g]!);
-        c.localGet(m0).localGet(m1).op('i16x8.narrow_i32x4_s');
-        c.localGet(m2).localGet(m3).op('i16x8.narrow_i32x4_s');
-        c.op('i8x16.narrow_i16x8_s').op('i8x16.sub').localSet(cnt8[g]!);
-        pending = [];
-      }
-    } else {
-      const l = cnt32[groups + (j - 4 * groups)]!;
-      c.localGet(l).localGet(mask).op('i32x4.sub').localSet(l);
-    }
-  };
-
-  const xb = v();
-  const ab = v();
-  const xlo = v();
-  const xhi = v();
-  const alo = v();
-  const ahi = v();
-  const ac = v();
-  const q = v();
-  const elo = v();
-  const ehi = v();
-  const e = v();
 
   c.block().loop();
   c.localGet(p).localGet(end).op('i32.ge_u').brIf(1);
-  // blockEnd = min(p + 16·BLOCK_VECTORS, end)
+  // blockEnd = min(p + 16·BLOCK_VECTORS, end); the block's scratch ends at sEnd.
   c.localGet(p).i32Const(16 * BLOCK_VECTORS).op('i32.add').localTee(blockEnd);
   c.localGet(end).localGet(blockEnd).localGet(end).op('i32.lt_u').op('select').localSet(blockEnd);
-  c.loop();
-  {
-    slot = 0;
-    c.localGet(p).mem('v128.load').localSet(xb);
-    c.localGet(xb);
-    k(ABS_MASK).op('v128.and').localSet(ab);
-    const zero = v();
-    c.localGet(ab).i32x4Const(0).op('i32x4.eq').localSet(zero);
-    pushMask(zero);
-    c.localGet(mn).localGet(xb).op('f32x4.pmin').localSet(mn);
-    c.localGet(mx).localGet(xb).op('f32x4.pmax').localSet(mx);
-    c.localGet(xb).op('f64x2.promote_low_f32x4').localSet(xlo);
-    c.localGet(xb).localGet(xb).i8x16Shuffle(HIGH_HALF).op('f64x2.promote_low_f32x4').localSet(xhi);
-    c.localGet(sum).localGet(xlo).localGet(xhi).op('f64x2.add').op('f64x2.add').localSet(sum);
-    c.localGet(sq).localGet(xlo).localGet(xlo).op('f64x2.mul').localGet(xhi).localGet(xhi).op('f64x2.mul');
-    c.op('f64x2.add').op('f64x2.add').localSet(sq);
-    if (wide) {
-      c.localGet(xlo).op('f64x2.abs').localSet(alo);
-      c.localGet(xhi).op('f64x2.abs').localSet(ahi);
-    }
-    plans.forEach((pl, f) => {
-      if (full) {
-        c.localGet(ab);
-        k(pl.maxBits).op('i32x4.min_s').localSet(ac);
-        const over = v();
-        c.localGet(ab);
-        k(pl.maxBits).op('i32x4.gt_s').localSet(over);
-        pushMask(over);
-      } else c.localGet(ab).localSet(ac);
-      if (pl.kind === 'magic') {
-        const cc = v();
-        c.localGet(ac);
-        k(EXP_MASK).op('v128.and');
-        k(pl.k).op('i32x4.add');
-        k(pl.cSub).op('i32x4.max_s').localSet(cc);
-        c.localGet(ac).localGet(cc).op('f32x4.add').localGet(cc).op('f32x4.sub').localSet(q);
-      } else if (pl.shift > 0) {
-        c.localGet(ac);
-        k((1 << (pl.shift - 1)) - 1).op('i32x4.add');
-        c.localGet(ac).i32Const(pl.shift).op('i32x4.shr_u');
-        k(1).op('v128.and').op('i32x4.add');
-        k(~((1 << pl.shift) - 1)).op('v128.and').localSet(q);
-      } else {
-        c.localGet(ac).localSet(q);
-      }
-      const qz = v();
-      c.localGet(q).i32x4Const(0).op('i32x4.eq').localSet(qz);
-      pushMask(qz);
-      const lo = v();
-      c.localGet(q);
-      k(pl.minNormalBits).op('i32x4.lt_s').localSet(lo);
-      pushMask(lo);
-      if (wide) {
-        c.localGet(alo).localGet(q).op('f64x2.promote_low_f32x4').op('f64x2.sub').localSet(elo);
-        c.localGet(ahi).localGet(q).localGet(q).i8x16Shuffle(HIGH_HALF).op('f64x2.promote_low_f32x4').op('f64x2.sub').localSet(ehi);
-      } else {
-        c.localGet(ab).localGet(q).op('f32x4.sub').localSet(e);
-        c.localGet(e).op('f64x2.promote_low_f32x4').localSet(elo);
-        c.localGet(e).localGet(e).i8x16Shuffle(HIGH_HALF).op('f64x2.promote_low_f32x4').localSet(ehi);
-      }
-      const nf = noise[f]!;
-      c.localGet(nf).localGet(elo).localGet(elo).op('f64x2.mul').localGet(ehi).localGet(ehi).op('f64x2.mul');
-      c.op('f64x2.add').op('f64x2.add').localSet(nf);
-    });
-    if (pending.length) throw new Error('internal: masks left pending');
-  }
-  c.localGet(p).i32Const(16).op('i32.add').localTee(p);
-  c.localGet(blockEnd).op('i32.lt_u').brIf(0);
-  c.end(); // inner loop
-  for (let g = 0; g < groups; g++) {
-    c.localGet(cnt32[g]!).localGet(cnt8[g]!);
-    c.op('i16x8.extadd_pairwise_i8x16_u').op('i32x4.extadd_pairwise_i16x8_u').op('i32x4.add').localSet(cnt32[g]!);
-    c.i32x4Const(0).localSet(cnt8[g]!);
-  }
-  c.br(0);
-  c.end().end(); // outer loop, block
+  c.localGet(blockEnd).localGet(p).op('i32.sub').i32Const(SCRATCH).op('i32.add').localSet(sEnd);
 
-  const store = (offset: number, local: number): void => {
-    c.i32Const(0).localGet(local).mem('v128.store', offset);
-  };
-  store(OUT_SUM, sum);
-  store(OUT_SQ, sq);
-  store(OUT_MIN, mn);
-  store(OUT_MAX, mx);
-  noise.forEach((l, f) => store(OUT_NOISE + 16 * f, l));
-  cnt32.forEach((l, j) => store(OUT_COUNTS + 16 * j, l));
+  // --- Moments pass: Σx, Σx², min, max, min |x|; |x| to scratch.
+  {
+    const abs = konst(ABS_MASK);
+    const expMask = anyMagic ? konst(EXP_MASK) : -1;
+    const sum = v();
+    const sq = v();
+    const mn = v();
+    const mx = v();
+    const mab = v();
+    vloadAbs(OUT_SUM, sum);
+    vloadAbs(OUT_SQ, sq);
+    c.f32x4Const(Infinity).localSet(mn);
+    c.f32x4Const(-Infinity).localSet(mx);
+    c.i32x4Const(-1).localSet(mab);
+    const xs = Array.from({ length: MOMENTS_UNROLL }, v);
+    const abv = Array.from({ length: MOMENTS_UNROLL }, v);
+    const los = Array.from({ length: MOMENTS_UNROLL }, v);
+    const his = Array.from({ length: MOMENTS_UNROLL }, v);
+    const sums = Array.from({ length: MOMENTS_UNROLL }, v);
+    const sqs = Array.from({ length: MOMENTS_UNROLL }, v);
+    scratchLoop((off) => {
+      const u = off / 16;
+      const x = xs[u]!;
+      const ab = abv[u]!;
+      vload(p, off, x);
+      c.localGet(x).localGet(abs).op('v128.and').localSet(ab);
+      c.localGet(s).localGet(ab).mem('v128.store', off);
+      if (anyMagic) c.localGet(s).localGet(x).localGet(expMask).op('v128.and').mem('v128.store', off + SCRATCH_EXP - SCRATCH);
+      // Both halves promoted straight from memory (no shuffle; V8 folds the 64-bit load).
+      c.localGet(p).mem('v128.load64_zero', off).op('f64x2.promote_low_f32x4').localSet(los[u]!);
+      c.localGet(p).mem('v128.load64_zero', off + 8).op('f64x2.promote_low_f32x4').localSet(his[u]!);
+      c.localGet(los[u]!).localGet(his[u]!).op('f64x2.add').localSet(sums[u]!);
+      c.localGet(los[u]!).localGet(los[u]!).op('f64x2.mul').localGet(his[u]!).localGet(his[u]!).op('f64x2.mul');
+      c.op('f64x2.add').localSet(sqs[u]!);
+      if (u === MOMENTS_UNROLL - 1) {
+        accumulate(sum, sums);
+        accumulate(sq, sqs);
+        // Reduce the turn's vectors first: one dependent min / max per turn, not one per vector.
+        const fold = (acc: number, of: number[], op: 'i32x4.min_u' | 'f32x4.pmin' | 'f32x4.pmax'): void => {
+          c.localGet(acc);
+          c.localGet(of[0]!);
+          for (let i = 1; i < of.length; i++) c.localGet(of[i]!).op(op);
+          c.op(op).localSet(acc);
+        };
+        fold(mab, abv, 'i32x4.min_u');
+        fold(mn, xs, 'f32x4.pmin');
+        fold(mx, xs, 'f32x4.pmax');
+      }
+    }, p, MOMENTS_UNROLL);
+    vstore(OUT_SUM, sum);
+    vstore(OUT_SQ, sq);
+    c.i32Const(0).i32Const(0).mem('v128.load', OUT_MIN).localGet(mn).op('f32x4.pmin').mem('v128.store', OUT_MIN);
+    c.i32Const(0).i32Const(0).mem('v128.load', OUT_MAX).localGet(mx).op('f32x4.pmax').mem('v128.store', OUT_MAX);
+    // The block's absmax (bit pattern; NaN/Inf only matter for calls redone in JavaScript).
+    c.localGet(mn).localGet(abs).op('v128.and').localGet(mx).localGet(abs).op('v128.and').op('i32x4.max_s').localSet(mx);
+    horizontal(mx, 'i32x4.max_s');
+    c.localSet(absBits);
+    horizontal(mab, 'i32x4.min_u');
+    c.localSet(minAb);
+  }
+
+  // --- Zeros: only when the block has some; then also the min nonzero |x|.
+  c.i32Const(0).localSet(zeros);
+  c.localGet(minAb).localSet(minNZ);
+  c.localGet(minAb).op('i32.eqz').if();
+  {
+    const one = konst(1);
+    const zero = konst(0);
+    const zc = v();
+    const nz = v();
+    const ab = v();
+    c.i32x4Const(0).localSet(zc);
+    c.i32x4Const(-1).localSet(nz);
+    scratchLoop((off) => {
+      vload(s, off, ab);
+      c.localGet(zc).localGet(ab).localGet(zero).op('i32x4.eq').op('i32x4.sub').localSet(zc);
+      c.localGet(nz).localGet(ab).localGet(one).op('i32x4.sub').op('i32x4.min_u').localSet(nz);
+    });
+    horizontal(zc, 'i32x4.add');
+    c.localSet(zeros);
+    horizontal(nz, 'i32x4.min_u');
+    c.i32Const(1).op('i32.add').localSet(minNZ);
+    c.i32Const(0).i32Const(0).mem('i32.load', OUT_ZEROS).localGet(zeros).op('i32.add').mem('i32.store', OUT_ZEROS);
+  }
+  c.end();
+
+  // --- One pass per format, specialised.
+  plans.forEach((pl, f) => {
+    const base = OUT_FORMAT + FORMAT_STRIDE * f;
+    /** Add the block's zeros to lane 0 of a count the pass skipped. */
+    const addZeros = (slot: number): void => {
+      c.i32Const(0).i32Const(0).mem('i32.load', base + slot).localGet(zeros).op('i32.add').mem('i32.store', base + slot);
+    };
+    const pass = (vr: Variant): void => {
+      if (vr.clip) c.i32Const(0).i32Const(1).mem('i32.store', OUT_FULL);
+      const magic = pl.kind === 'magic';
+      const intRound = pl.kind === 'int' && pl.shift > 0;
+      const kk = magic ? konst(pl.k) : -1;
+      const cSub = magic && vr.sub ? konst(pl.cSub) : -1;
+      const half = intRound ? konst((1 << (pl.shift - 1)) - 1) : -1;
+      const one = intRound ? konst(1) : -1;
+      const mask = intRound ? konst(~((1 << pl.shift) - 1)) : -1;
+      const maxB = vr.clip ? konst(pl.maxBits) : -1;
+      const maxExp = vr.clip && magic ? konst(pl.maxBits & EXP_MASK) : -1;
+      const tz1 = vr.z ? konst(pl.tz1) : -1;
+      const tl = vr.lo ? konst(pl.tl) : -1;
+      const noise = v();
+      const cz = v();
+      const cl = v();
+      const co = v();
+      vloadAbs(base + F_NOISE, noise);
+      if (vr.z) vloadAbs(base + F_QZ, cz);
+      if (vr.lo) vloadAbs(base + F_LO, cl);
+      if (vr.clip) vloadAbs(base + F_OVER, co);
+      const abv = Array.from({ length: UNROLL }, v);
+      const acv = Array.from({ length: UNROLL }, v);
+      const ccv = Array.from({ length: UNROLL }, v);
+      const qv = Array.from({ length: UNROLL }, v);
+      const ev = Array.from({ length: UNROLL }, v);
+      const parts = Array.from({ length: UNROLL }, v);
+      scratchLoop((off) => {
+        const u = off / 16;
+        const ab = abv[u]!;
+        const q = qv[u]!;
+        vload(s, off, ab);
+        let ac = ab;
+        if (vr.clip) {
+          ac = acv[u]!;
+          c.localGet(ab).localGet(maxB).op('i32x4.min_s').localSet(ac);
+          c.localGet(co).localGet(ab).localGet(maxB).op('i32x4.gt_s').op('i32x4.sub').localSet(co);
+        }
+        if (magic) {
+          const cc = ccv[u]!;
+          // The exponent field of ac: that of ab (stored by the moments pass) unless clipped.
+          if (vr.clip) c.localGet(s).mem('v128.load', off + SCRATCH_EXP - SCRATCH).localGet(maxExp).op('i32x4.min_s');
+          else c.localGet(s).mem('v128.load', off + SCRATCH_EXP - SCRATCH);
+          c.localGet(kk).op('i32x4.add');
+          if (cSub >= 0) c.localGet(cSub).op('i32x4.max_s');
+          c.localSet(cc);
+          c.localGet(ac).localGet(cc).op('f32x4.add').localGet(cc).op('f32x4.sub').localSet(q);
+        } else if (intRound) {
+          c.localGet(ac).localGet(half).op('i32x4.add');
+          c.localGet(ac).i32Const(pl.shift).op('i32x4.shr_u').localGet(one).op('v128.and').op('i32x4.add');
+          c.localGet(mask).op('v128.and').localSet(q);
+        } else {
+          c.localGet(ac).localSet(q);
+        }
+        if (vr.z) c.localGet(cz).localGet(tz1).localGet(ab).op('i32x4.gt_s').op('i32x4.sub').localSet(cz);
+        if (vr.lo) c.localGet(cl).localGet(tl).localGet(ab).op('i32x4.gt_s').op('i32x4.sub').localSet(cl);
+        if (vr.wide) {
+          // e = promote(a) − promote(q) in float64 (a − max is not exact in float32 past 2·max).
+          const lo = ev[u]!;
+          const hi = acv[u]!;
+          // (a promoted half by half straight from the scratch: loads instead of a shuffle.)
+          c.localGet(s).mem('v128.load64_zero', off).op('f64x2.promote_low_f32x4');
+          c.localGet(q).op('f64x2.promote_low_f32x4').op('f64x2.sub').localSet(lo);
+          c.localGet(s).mem('v128.load64_zero', off + 8).op('f64x2.promote_low_f32x4');
+          c.localGet(q).localGet(q).i8x16Shuffle(HIGH_HALF).op('f64x2.promote_low_f32x4').op('f64x2.sub').localSet(hi);
+          c.localGet(lo).localGet(lo).op('f64x2.mul').localGet(hi).localGet(hi).op('f64x2.mul').op('f64x2.add').localSet(parts[u]!);
+        } else {
+          // e = a − q, exact in float32 for a ≤ 2·max (Sterbenz: q ≤ a ≤ 2q, or q = 0).
+          c.localGet(ab).localGet(q).op('f32x4.sub').localSet(ev[u]!);
+          squares(ev[u]!, parts[u]!);
+        }
+        if (u === UNROLL - 1) accumulate(noise, parts);
+      });
+      vstore(base + F_NOISE, noise);
+      if (vr.z) vstore(base + F_QZ, cz);
+      else addZeros(F_QZ);
+      if (vr.lo) vstore(base + F_LO, cl);
+      else addZeros(F_LO);
+      if (vr.clip) vstore(base + F_OVER, co);
+    };
+    const ltU = (local: number, value: number): void => {
+      c.localGet(local).i32Const(value).op('i32.lt_u');
+    };
+    // absmax > max: clip (and beyond 2·max, a − q in float64).
+    c.localGet(absBits).i32Const(pl.maxBits).op('i32.gt_u').if();
+    {
+      c.localGet(absBits).i32Const(Math.min(pl.maxBits + 0x800000, 0x7f800000)).op('i32.gt_u').if();
+      pass({ clip: true, wide: true, sub: true, lo: true, z: true });
+      c.else();
+      pass({ clip: true, wide: false, sub: true, lo: true, z: true });
+      c.end();
+    }
+    c.else();
+    {
+      const counted = (sub: boolean): void => {
+        ltU(minNZ, pl.tl);
+        c.if();
+        ltU(minNZ, pl.tz1);
+        c.if();
+        pass({ clip: false, wide: false, sub, lo: true, z: true });
+        c.else();
+        pass({ clip: false, wide: false, sub, lo: true, z: false });
+        c.end();
+        c.else();
+        pass({ clip: false, wide: false, sub, lo: false, z: false });
+        c.end();
+      };
+      const none = { clip: false, wide: false, sub: false, lo: false, z: false };
+      // No |x| below min normal: no subnormal constant, no counts.
+      ltU(minNZ, pl.minNormalBits);
+      c.if();
+      counted(true);
+      c.else();
+      pass(none);
+      c.end();
+    }
+    c.end();
+  });
+
+  c.br(0);
+  c.end().end(); // loop, block
 }
 
-/** Where each slot's count is read: i32 index into memory and how many lanes to add. */
-function slotReaders(nFormats: number, full: boolean): { index: number; lanes: number }[] {
-  const slots = slotsFor(nFormats, full);
-  const groups = Math.floor(slots.length / 4);
-  return slots.map((_, j) =>
-    j < 4 * groups
-      ? { index: (OUT_COUNTS + 16 * Math.floor(j / 4)) / 4 + (j % 4), lanes: 1 }
-      : { index: (OUT_COUNTS + 16 * (groups + j - 4 * groups)) / 4, lanes: 4 },
-  );
+/** Where each format's counts are read: i32 index of four lanes to add. */
+function formatIndex(f: number, slot: number): number {
+  return (OUT_FORMAT + FORMAT_STRIDE * f + slot) / 4;
 }
 
 function moduleBytes(plans: Plan[]): Uint8Array {
   const m = new ModuleBuilder();
   m.memory(PAGES, { maxPages: PAGES, export: 'memory' });
-  m.func('fast', [I32], [], (c) => kernelBody(c, plans, false));
-  m.func('full', [I32], [], (c) => kernelBody(c, plans, true));
+  m.func('run', [I32], [], (c) => kernelBody(c, plans));
   return m.bytes();
 }
 
@@ -427,7 +622,8 @@ export class WeightKernel {
   readonly capacity = CAPACITY;
   /**
    * Calls of `run` by the path that produced their result (diagnostics for tests and benches):
-   * the fast function, the full one (clipping, data past some max), element by element (NaN/Inf).
+   * the kernel with no clipping anywhere, the kernel with some block clipped (data past some max),
+   * element by element (NaN/Inf).
    */
   readonly paths = { fast: 0, full: 0, scalar: 0 };
   /** The kernel's input buffer (capacity·4 bytes); read float32 data straight into it. */
@@ -436,20 +632,14 @@ export class WeightKernel {
   private readonly f64: Float64Array;
   private readonly f32: Float32Array;
   private readonly i32: Int32Array;
-  private readonly readers: { fast: { index: number; lanes: number }[]; full: { index: number; lanes: number }[] };
   private readonly acc: Running;
   private readonly formats: Format[];
-  /** The smallest max of the formats: past it, the fast function does not apply. */
-  private readonly fastUpTo: number;
-  /** Run the full function first (the last call needed it). */
-  private preferFull = false;
 
   private constructor(
     formats: Format[],
     private readonly plans: Plan[],
     memory: ArrayBuffer,
-    private readonly fast: RunFn,
-    private readonly full: RunFn,
+    private readonly kernel: RunFn,
   ) {
     this.formats = [...formats];
     this.inputBytes = new Uint8Array(memory, DATA, 4 * CAPACITY);
@@ -457,8 +647,6 @@ export class WeightKernel {
     this.f64 = new Float64Array(memory, 0, DATA / 8);
     this.f32 = new Float32Array(memory, 0, DATA / 4);
     this.i32 = new Int32Array(memory, 0, DATA / 4);
-    this.readers = { fast: slotReaders(formats.length, false), full: slotReaders(formats.length, true) };
-    this.fastUpTo = Math.min(Infinity, ...formats.map((f) => f.max));
     const n = formats.length;
     this.acc = {
       count: 0, nonFinite: 0, nan: 0, zeros: 0, sum: new Sum(), sumSq: new Sum(), min: Infinity, max: -Infinity,
@@ -490,7 +678,7 @@ export class WeightKernel {
       if (!mod) return null;
       const inst = new WASM.Instance(mod, {});
       const mem = (inst.exports.memory as { buffer: ArrayBuffer }).buffer;
-      return new WeightKernel(formats, plans, mem, inst.exports.fast as RunFn, inst.exports.full as RunFn);
+      return new WeightKernel(formats, plans, mem, inst.exports.run as RunFn);
     } catch {
       return null;
     }
@@ -499,24 +687,12 @@ export class WeightKernel {
   /** Reduce the first n float32 values of the input buffer into the running summary. */
   run(n: number): void {
     if (!Number.isInteger(n) || n < 0 || n > CAPACITY) throw new RangeError(`run(n): n must be an integer in 0..${CAPACITY}, got ${n}`);
-    const whole = n & ~3;
+    const whole = n - (n % GRAIN);
     if (whole > 0) {
-      let full = this.preferFull;
-      (full ? this.full : this.fast)(whole >> 2);
-      let ok = this.callIsFinite();
-      if (ok) {
-        const overflows = this.callAbsmax() > this.fastUpTo;
-        if (overflows && !full) {
-          // Some |x| > max: redo the call with clipping and overflow counts, and start with
-          // that function next time (such data tends to continue).
-          this.full(whole >> 2);
-          full = true;
-          ok = this.callIsFinite();
-        }
-        this.preferFull = overflows;
-      }
-      if (ok) {
-        this.takeCall(whole, full);
+      this.kernel(whole >> 2);
+      if (this.callIsFinite()) {
+        const full = this.i32[OUT_FULL / 4] !== 0;
+        this.takeCall(whole);
         this.paths[full ? 'full' : 'fast']++;
       } else {
         this.scalarRange(0, whole);
@@ -564,7 +740,6 @@ export class WeightKernel {
     a.under.fill(0);
     a.sub.fill(0);
     for (const s of a.noise) s.reset();
-    this.preferFull = false;
   }
 
   private callIsFinite(): boolean {
@@ -572,29 +747,19 @@ export class WeightKernel {
     return Number.isFinite(f[OUT_SUM / 8]! + f[OUT_SUM / 8 + 1]! + f[OUT_SQ / 8]! + f[OUT_SQ / 8 + 1]!);
   }
 
-  private callAbsmax(): number {
-    const f = this.f32;
-    const lo = Math.min(f[OUT_MIN / 4]!, f[OUT_MIN / 4 + 1]!, f[OUT_MIN / 4 + 2]!, f[OUT_MIN / 4 + 3]!);
-    const hi = Math.max(f[OUT_MAX / 4]!, f[OUT_MAX / 4 + 1]!, f[OUT_MAX / 4 + 2]!, f[OUT_MAX / 4 + 3]!);
-    return Math.max(-lo, hi);
-  }
-
-  private count(readers: { index: number; lanes: number }[], slot: number): number {
-    const r = readers[slot]!;
-    let s = 0;
-    for (let i = 0; i < r.lanes; i++) s += this.i32[r.index + i]!;
-    return s;
+  /** The sum of the four i32 lanes at index i. */
+  private lanes(i: number): number {
+    const c = this.i32;
+    return c[i]! + c[i + 1]! + c[i + 2]! + c[i + 3]!;
   }
 
   /** Fold the kernel's results for `n` (finite) elements into the running summary. */
-  private takeCall(n: number, full: boolean): void {
-    const readers = full ? this.readers.full : this.readers.fast;
-    const per = full ? 3 : 2;
+  private takeCall(n: number): void {
     const a = this.acc;
     const f64 = this.f64;
     const f32 = this.f32;
     a.count += n;
-    const zeros = this.count(readers, 0);
+    const zeros = this.i32[OUT_ZEROS / 4]!;
     a.zeros += zeros;
     a.sum.add(f64[OUT_SUM / 8]! + f64[OUT_SUM / 8 + 1]!);
     a.sumSq.add(f64[OUT_SQ / 8]! + f64[OUT_SQ / 8 + 1]!);
@@ -605,13 +770,12 @@ export class WeightKernel {
       if (hi > a.max) a.max = hi;
     }
     for (let f = 0; f < this.plans.length; f++) {
-      const over = full ? this.count(readers, 1 + per * f) : 0;
-      const qz = this.count(readers, per * f + per - 1);
-      const lo = this.count(readers, per * f + per);
-      a.over[f]! += over;
+      const qz = this.lanes(formatIndex(f, F_QZ));
+      const lo = this.lanes(formatIndex(f, F_LO));
+      a.over[f]! += this.lanes(formatIndex(f, F_OVER));
       a.under[f]! += qz - zeros;
       a.sub[f]! += lo - qz;
-      const o = (OUT_NOISE + 16 * f) / 8;
+      const o = (OUT_FORMAT + FORMAT_STRIDE * f + F_NOISE) / 8;
       a.noise[f]!.add(f64[o]! + f64[o + 1]!);
     }
   }

@@ -243,6 +243,60 @@ describe('WeightKernel', () => {
     });
   }
 
+  it('blocks of different kinds in one call: each takes its own pass, all exact', () => {
+    // Segments of assorted lengths (not multiples of the kernel's block), each Gaussian at some
+    // scale with one planted value: exactly at or next to a count threshold (q = 0, q < min
+    // normal), min normal, max, 2·max, or a zero; so some blocks skip counts or clipping and their
+    // neighbours do not.
+    const rng = mulberry32(11);
+    for (const f of [...MAIN, parseFormat('e3m4'), parseFormat('e2m1'), parseFormat('tf32')]) {
+      const z = f.minSubnormal / 2; // ties to 0: q = 0
+      const lo = f.minNormal - f.minSubnormal / 2; // ties up to min normal: not subnormal
+      const plants = [z, below(z), above(z), lo, below(lo), above(lo), f.minNormal, below(f.minNormal), f.minNormal - (3 * f.minSubnormal) / 8,
+        f.max, above(f.max), 2 * f.max, above(2 * f.max), f.max * 2 ** 30, 0]
+        .map((v) => Math.fround(v))
+        .filter((v) => Number.isFinite(v));
+      /** A segment whose smallest nonzero magnitude is the planted value (or that holds a 0). */
+      const segment = (plant: number, i: number, spread: number): number[] => {
+        const len = [300, 517, 1024, 2000, 64, 129][i % 6]!;
+        const scale = plant > 0 ? Math.min(f.max / 8, plant * spread) : 0.02;
+        const out: number[] = [];
+        for (let j = 0; j < len; j++) {
+          let v = gaussian(rng) * scale;
+          if (plant > 0 && Math.abs(v) <= plant) v = plant * (1.5 + rng());
+          if (plant > 0 && Math.abs(v) > f.max && plant <= f.max) v = Math.sign(v) * f.max * rng();
+          out.push(v);
+        }
+        out[len - 1 - (i % len)] = (i % 2 ? -1 : 1) * plant;
+        return out;
+      };
+      const check = (x: Float32Array): void => {
+        for (const formats of [[f], [...MAIN, f]]) {
+          const { s } = runAll(formats, x);
+          expectSummary(s, reference(x, formats), x);
+          expectMatchesAccumulator(s, x, formats);
+        }
+      };
+      // All kinds in one call (neighbouring blocks differ) …
+      check(Float32Array.from(plants.flatMap((plant, i) => segment(plant, i, 1e4))));
+      // … and each alone, at a scale where the planted value's own noise is not lost in the sum.
+      plants.forEach((plant, i) => check(Float32Array.from(segment(plant, i, 4))));
+    }
+  });
+
+  it('paths: fast when nothing exceeds a max, full when some block clips', () => {
+    const rng = mulberry32(12);
+    const x = new Float32Array(40000);
+    for (let i = 0; i < x.length; i++) x[i] = gaussian(rng) * 0.02;
+    const fast = runAll(MAIN, x).k;
+    expect(fast.paths).toEqual({ fast: 1, full: 0, scalar: 0 });
+    x[33333] = 449; // past e4m3's max in one block only
+    const { k, s } = runAll(MAIN, x);
+    expect(k.paths).toEqual({ fast: 0, full: 1, scalar: 0 });
+    expectSummary(s, reference(x, MAIN), x);
+    expect(s.formats[0]!.overflow).toBe(1);
+  });
+
   it('refuses formats it cannot round exactly (callers then use RiskAccumulator)', () => {
     for (const name of ['e8m0', 'e9m3', 'e11m52', 'e5m21', 'e8m24', 'e8m2fnuz']) {
       expect(WeightKernel.create([parseFormat(name)]), name).toBeNull();
