@@ -120,6 +120,41 @@ class ScopedMap<K, V> extends Map<K, V> {
   }
 }
 
+/**
+ * The main graph's scales, with the weights' filled in at first use: reading a weight may block
+ * on the weight pass (weights.ts `setWeightSource`), so asking for them in the order the graph
+ * uses them lets the propagation run while later weights are still being read.
+ */
+class LazyWeightScales extends Map<string, Scale | null> {
+  constructor(
+    private readonly pending: Map<string, TensorData>,
+    private readonly formats: Format[],
+  ) {
+    super();
+  }
+  private fill(key: string): void {
+    const t = this.pending.get(key);
+    if (!t) return;
+    this.pending.delete(key);
+    super.set(key, storedScale(t, this.formats));
+  }
+  override get(key: string): Scale | null | undefined {
+    if (!super.has(key)) this.fill(key);
+    return super.get(key);
+  }
+  override has(key: string): boolean {
+    return super.has(key) || this.pending.has(key);
+  }
+  override set(key: string, value: Scale | null): this {
+    this.pending.delete(key);
+    return super.set(key, value);
+  }
+  /** Fill every weight not used yet (unused initializers are reported too). */
+  fillAll(): void {
+    for (const key of [...this.pending.keys()]) this.fill(key);
+  }
+}
+
 interface Scope {
   scales: Map<string, Scale | null>;
   lineage: Map<string, Lineage>;
@@ -141,18 +176,18 @@ const SUBGRAPH_NODE_BUDGET = 200_000;
 export function propagateForward(input: PropagateInput): ForwardResult {
   const { model, formats } = input;
   const graph = model.graph;
-  const scope: Scope = { scales: new Map(), lineage: new Map(), channels: new Map() };
+  const weights = new Map<string, TensorData>();
+  for (const [name, t] of graph.initializers) if (!graph.isGraphInput(name)) weights.set(name, t);
+  const scales = new LazyWeightScales(weights, formats);
+  const scope: Scope = { scales, lineage: new Map(), channels: new Map() };
   const state: WalkState = { unsupported: new Map(), subgraphScales: new Map(), subgraphNodes: 0 };
   const order = new Map<Node, number>();
 
-  for (const [name, t] of graph.initializers) {
-    if (graph.isGraphInput(name)) continue;
-    scope.scales.set(name, storedScale(t, formats));
-  }
   for (const [name, s] of input.inputScales) scope.scales.set(name, s);
   const nodes = graph.topologicalOrder();
   nodes.forEach((node, i) => order.set(node, i));
   walkGraph(input, nodes, scope, state);
+  scales.fillAll();
   return { scales: scope.scales, order, unsupported: state.unsupported, lineage: scope.lineage, channels: scope.channels, subgraphScales: state.subgraphScales };
 }
 
