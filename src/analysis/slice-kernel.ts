@@ -13,7 +13,8 @@
  * from the lazy path only in rounding (float64), and is fixed, so results do not depend on the
  * thread count.
  */
-import { F64, I32, ModuleBuilder, V128, type Code } from '../wasm/assembler.js';
+import { I32, ModuleBuilder, V128, type Code } from '../wasm/assembler.js';
+import { instantiate } from '../wasm/runtime.js';
 
 /** Elements of input per call. */
 export const SLICE_BLOCK = 1 << 18;
@@ -115,11 +116,6 @@ function moduleBytes(): Uint8Array {
   return m.bytes();
 }
 
-interface WasmApi {
-  validate(bytes: Uint8Array): boolean;
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object, imports: object) => { exports: Record<string, unknown> };
-}
 
 /** Fan-in sums of one range; `begin` sets the window of columns, `end` hands them out. */
 export class SliceKernel {
@@ -138,15 +134,8 @@ export class SliceKernel {
 
   /** null where WebAssembly SIMD is missing or the host is big-endian. */
   static create(): SliceKernel | null {
-    const wasm = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
-    if (!wasm || new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) return null;
-    try {
-      const bytes = moduleBytes();
-      if (!wasm.validate(bytes)) return null;
-      return new SliceKernel(new wasm.Instance(new wasm.Module(bytes), {}).exports);
-    } catch {
-      return null;
-    }
+    const exports = instantiate(moduleBytes());
+    return exports ? new SliceKernel(exports) : null;
   }
 
   /** Zero the first `width` columns of S, A, Q. */

@@ -20,6 +20,7 @@
  */
 
 import { F32, F64, I32, ModuleBuilder, V128, type Code } from '../wasm/assembler.js';
+import { LITTLE_ENDIAN, WASM } from '../wasm/runtime.js';
 
 // ---------------------------------------------------------------------------------------------
 // Memory layout (bytes)
@@ -195,15 +196,6 @@ export function useKernel(on: boolean): void {
   enabled = on;
 }
 
-const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
-
-/** The part of the WebAssembly JS API used here (the project's TypeScript libs do not declare it). */
-interface WasmApi {
-  validate(bytes: Uint8Array): boolean;
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object, imports: object) => { exports: Record<string, unknown> };
-}
-const WASM = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
 
 /** The compiled kernel, or null where it cannot run (then use the JavaScript loop). */
 export function kernel(): Kernel | null {

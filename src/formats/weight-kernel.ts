@@ -63,6 +63,7 @@
  */
 
 import { Code, I32, ModuleBuilder, V128 } from '../wasm/assembler.js';
+import { LITTLE_ENDIAN, WASM } from '../wasm/runtime.js';
 import type { Format } from './format.js';
 import { roundMagnitude } from './quantise.js';
 import type { Risk } from './risk.js';
@@ -572,14 +573,6 @@ function moduleBytes(plans: Plan[]): Uint8Array {
 // ---------------------------------------------------------------------------------------------
 // Driver
 
-/** The part of the WebAssembly JS API used here (the project's TypeScript libs do not declare it). */
-interface WasmApi {
-  validate(bytes: Uint8Array): boolean;
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object, imports: object) => { exports: Record<string, unknown> };
-}
-const WASM = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
-const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 type RunFn = (nVectors: number) => void;
 
