@@ -29,7 +29,7 @@ const ROOT = path.join(HERE, '..');
 
 // ---------------------------------------------------------------------------------------------
 // Child: plain JavaScript over the compiled library (as the installed CLI runs it, with no
-// TypeScript loader in the timing). argv: DIST MODE MODEL, MODE = chunks | threads | analyze.
+// TypeScript loader in the timing). argv: DIST MODE MODEL, MODE = chunks | threads | cli | analyze-serial.
 
 const CHILD = String.raw`
 import { pathToFileURL } from 'node:url';
