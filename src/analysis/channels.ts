@@ -31,6 +31,7 @@ import { gaussExpectMany, type Breaks } from './quadrature.js';
 import { convTapPatterns } from './rules/conv.js';
 import type { RuleContext } from './rules/types.js';
 import { UNARY } from './rules/unary.js';
+import { compositionOf, IDENT } from './lineage.js';
 import type { PredictedDistribution, Scale } from './scale.js';
 
 export interface ChannelStats {
@@ -158,36 +159,112 @@ function unaryPerChannel(x: ChannelStats, f: (x: number) => number, breaks: Brea
   const C = x.mean.length;
   const mean = new Float64Array(C);
   const ms = new Float64Array(C);
-  const f2 = (v: number): number => {
-    const y = f(v);
-    return y * y;
-  };
   const hasBreaks = typeof breaks === 'function' || breaks.length > 0;
-  const gh = gaussHermite(hasBreaks ? 96 : 40);
-  for (let c = 0; c < C; c++) {
-    const mu = x.mean[c]!;
-    const sd = Math.sqrt(vari(x, c));
-    if (hasBreaks && C <= 1024) {
+  if (hasBreaks && C <= 1024) {
+    const f2 = (v: number): number => {
+      const y = f(v);
+      return y * y;
+    };
+    for (let c = 0; c < C; c++) {
+      const mu = x.mean[c]!;
+      const sd = Math.sqrt(vari(x, c));
       const r = gaussExpectMany(mu, sd, [f, f2], breaks);
       const ok = 1 - r.invalid;
       mean[c] = ok > 0 ? r.values[0]! / ok : 0;
       ms[c] = ok > 0 ? r.values[1]! / ok : 0;
-      continue;
     }
+    return { ...x, mean, ms, gaussian: false };
+  }
+  const gh = gaussHermite(hasBreaks ? 96 : 40);
+  const n = gh.x.length;
+  const gw = gh.w;
+  // f at μ_c + σ_c·x_i for every channel and node, shared with other functions of the same
+  // channels (SiLU's x·sigmoid(x) reuses the Sigmoid node's values).
+  const ys = valuesAt(f, ghPoints(x, gh.x));
+  for (let c = 0; c < C; c++) {
     let a = 0;
     let b = 0;
     let w = 0;
-    for (let i = 0; i < gh.x.length; i++) {
-      const y = f(mu + sd * gh.x[i]!);
+    const base = c * n;
+    for (let i = 0; i < n; i++) {
+      const y = ys[base + i]!;
       if (!Number.isFinite(y)) continue;
-      a += gh.w[i]! * y;
-      b += gh.w[i]! * y * y;
-      w += gh.w[i]!;
+      a += gw[i]! * y;
+      b += gw[i]! * y * y;
+      w += gw[i]!;
     }
     mean[c] = w > 0 ? a / w : 0;
     ms[c] = w > 0 ? b / w : 0;
   }
   return { ...x, mean, ms, gaussian: false };
+}
+
+/** Quadrature points μ_c + σ_c·x_i (channel-major) of channel stats, per rule; by stats arrays. */
+const pointCache = new WeakMap<Float64Array, { ms: Float64Array; nodes: Float64Array; pts: Float64Array }[]>();
+
+function ghPoints(x: ChannelStats, nodes: Float64Array): Float64Array {
+  let list = pointCache.get(x.mean);
+  if (!list) pointCache.set(x.mean, (list = []));
+  for (const e of list) if (e.ms === x.ms && e.nodes === nodes) return e.pts;
+  const C = x.mean.length;
+  const n = nodes.length;
+  const pts = new Float64Array(C * n);
+  for (let c = 0; c < C; c++) {
+    const mu = x.mean[c]!;
+    const sd = Math.sqrt(vari(x, c));
+    for (let i = 0; i < n; i++) pts[c * n + i] = mu + sd * nodes[i]!;
+  }
+  list.push({ ms: x.ms, nodes, pts });
+  return pts;
+}
+
+/** Recent tables of function values at point sets (a few, bounded in size). */
+const valueTables: { fn: (x: number) => number; pts: Float64Array; vals: Float64Array }[] = [];
+const VALUE_TABLE_ELEMENTS = 1 << 22;
+let valueTableElements = 0;
+
+/**
+ * fn at every point of pts. A composed lineage function is evaluated from its operands' tables
+ * (the same arithmetic per point as calling it), so operands already tabulated are not recomputed.
+ */
+function valuesAt(fn: (x: number) => number, pts: Float64Array): Float64Array {
+  if (fn === IDENT) return pts;
+  for (const t of valueTables) if (t.fn === fn && t.pts === pts) return t.vals;
+  const N = pts.length;
+  const out = new Float64Array(N);
+  const comp = compositionOf(fn);
+  const [p0, p1] = comp ? comp.args : [];
+  if (comp && comp.op === 'unary' && p0 && 'fn' in p0) {
+    const g = comp.unary!;
+    const A = valuesAt(p0.fn, pts);
+    for (let p = 0; p < N; p++) out[p] = g(A[p]!);
+  } else if (comp && comp.op === 'Mul' && p0 && p1 && 'fn' in p0 && 'fn' in p1) {
+    const A = valuesAt(p0.fn, pts);
+    const B = valuesAt(p1.fn, pts);
+    for (let p = 0; p < N; p++) out[p] = A[p]! * B[p]!;
+  } else if (comp && comp.op === 'Add' && p0 && p1 && 'fn' in p0 && 'fn' in p1) {
+    const A = valuesAt(p0.fn, pts);
+    const B = valuesAt(p1.fn, pts);
+    for (let p = 0; p < N; p++) out[p] = A[p]! + B[p]!;
+  } else if (comp) {
+    const k = comp.args.length;
+    const tabs = comp.args.map((a) => ('c' in a ? null : valuesAt(a.fn, pts)));
+    const consts = comp.args.map((a) => ('c' in a ? a.c : 0));
+    const vals = new Array<number>(k);
+    for (let j = 0; j < k; j++) vals[j] = consts[j]!;
+    const f = comp.f;
+    for (let p = 0; p < N; p++) {
+      for (let j = 0; j < k; j++) {
+        const t = tabs[j];
+        if (t) vals[j] = t[p]!;
+      }
+      out[p] = f(vals);
+    }
+  } else for (let p = 0; p < N; p++) out[p] = fn(pts[p]!);
+  valueTables.push({ fn, pts, vals: out });
+  valueTableElements += N;
+  while (valueTables.length > 1 && valueTableElements > VALUE_TABLE_ELEMENTS) valueTableElements -= valueTables.shift()!.vals.length;
+  return out;
 }
 
 /** Channel stats of input i seen along `axis` with C channels (uniform when none are known). */
@@ -347,15 +424,36 @@ function matmul(cc: ChannelContext, gemm: boolean): ChannelStats | null {
     return { axis: rank - 1, rank, mean, ms, gaussian: K >= 4 || x.gaussian };
   }
   const w = constArray(cc.ctx, 1, FULL_READ)!;
-  for (let n = 0; n < N; n++) {
-    let s = 0;
-    let e = 0;
-    for (let k = 0; k < K; k++) {
-      const wv = transB ? w[n * K + k]! : w[k * N + n]!;
-      s += x.mean[k]! * wv;
-      e += vari(x, k) * wv * wv;
+  const xm = x.mean;
+  const xv = new Float64Array(K);
+  for (let k = 0; k < K; k++) xv[k] = vari(x, k);
+  if (transB) {
+    for (let n = 0; n < N; n++) {
+      let s = 0;
+      let e = 0;
+      const row = n * K;
+      for (let k = 0; k < K; k++) {
+        const wv = w[row + k]!;
+        s += xm[k]! * wv;
+        e += xv[k]! * wv * wv;
+      }
+      finish(n, s, e);
     }
-    finish(n, s, e);
+  } else {
+    // k outer, n inner (rows of w in memory order): every unit still sums over k in order.
+    const sA = new Float64Array(N);
+    const eA = new Float64Array(N);
+    for (let k = 0; k < K; k++) {
+      const m = xm[k]!;
+      const v = xv[k]!;
+      const row = k * N;
+      for (let n = 0; n < N; n++) {
+        const wv = w[row + n]!;
+        sA[n]! += m * wv;
+        eA[n]! += v * wv * wv;
+      }
+    }
+    for (let n = 0; n < N; n++) finish(n, sA[n]!, eA[n]!);
   }
   return { axis: rank - 1, rank, mean, ms, gaussian: K >= 4 || x.gaussian };
 }
@@ -697,6 +795,76 @@ function zeroShare(d: PredictedDistribution): number {
   }
 }
 
+/** Channel groups: channels sorted by mean square (stably), cut into k runs of equal size. */
+interface Groups {
+  /** Per non-empty group: mean of the channel means, of the mean squares, and the group's share. */
+  a: number[];
+  b: number[];
+  weight: number[];
+}
+
+/** Groups by channel stats arrays (layout ops pass them on unchanged: computed once). */
+const groupCache = new WeakMap<Float64Array, { mean: Float64Array; groups: number; g: Groups }[]>();
+
+/** The channel indices in order of increasing ms, ties in index order (a stable sort). */
+function msOrder(ms: Float64Array): ArrayLike<number> {
+  const C = ms.length;
+  const sorted = Float64Array.from(ms).sort();
+  let distinct = true;
+  for (let i = 0; i < C; i++) {
+    const v = sorted[i]!;
+    if (v !== v || (i > 0 && v === sorted[i - 1])) {
+      distinct = false;
+      break;
+    }
+  }
+  if (distinct) {
+    // Distinct values: each channel's rank is where its value sits in the sorted values.
+    const order = new Uint32Array(C);
+    for (let c = 0; c < C; c++) {
+      const v = ms[c]!;
+      let lo = 0;
+      let hi = C - 1;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (sorted[mid]! < v) lo = mid + 1;
+        else hi = mid;
+      }
+      order[lo] = c;
+    }
+    return order;
+  }
+  return [...Array(C).keys()].sort((p, q) => ms[p]! - ms[q]!);
+}
+
+function channelGroups(st: { mean: Float64Array; ms: Float64Array }, groups: number): Groups {
+  let list = groupCache.get(st.ms);
+  if (!list) groupCache.set(st.ms, (list = []));
+  for (const e of list) if (e.mean === st.mean && e.groups === groups) return e.g;
+  const C = st.mean.length;
+  const order = msOrder(st.ms);
+  const k = Math.min(groups, C);
+  const g: Groups = { a: [], b: [], weight: [] };
+  for (let j = 0; j < k; j++) {
+    const lo = Math.floor((j * C) / k);
+    const hi = Math.floor(((j + 1) * C) / k);
+    if (hi <= lo) continue;
+    let a = 0;
+    let b = 0;
+    for (let i = lo; i < hi; i++) {
+      a += st.mean[order[i]!]!;
+      b += st.ms[order[i]!]!;
+    }
+    a /= hi - lo;
+    b /= hi - lo;
+    g.a.push(a);
+    g.b.push(b);
+    g.weight.push((hi - lo) / C);
+  }
+  list.push({ mean: st.mean, groups, g });
+  return g;
+}
+
 /**
  * Channel averages, and a law that is a mixture over channel groups: each group keeps the rule's
  * shape (a single continuous law rescaled to the group's RMS), or a Gaussian with the group's
@@ -710,25 +878,15 @@ export function scaleFromChannels(st: ChannelStats, rule: Scale, groups = 24): S
     m1 += st.mean[c]! / C;
     m2 += st.ms[c]! / C;
   }
-  const order = [...Array(C).keys()].sort((p, q) => st.ms[p]! - st.ms[q]!);
-  const k = Math.min(groups, C);
+  const grp = channelGroups(st, groups);
   const parts: { weight: number; dist: PredictedDistribution }[] = [];
   const single = rule.dist.kind !== 'mixture' && rule.dist.kind !== 'empirical' && rule.dist.kind !== 'gaussian' && rule.dist.kind !== 'discrete';
   const ruleM = single ? momentsOf(rule.dist) : null;
   const ruleRms = ruleM ? Math.sqrt(ruleM.meanSquare) : 0;
   const z = st.gaussian || rule.dist.kind === 'empirical' ? 0 : Math.min(0.999, zeroShare(rule.dist));
-  for (let g = 0; g < k; g++) {
-    const lo = Math.floor((g * C) / k);
-    const hi = Math.floor(((g + 1) * C) / k);
-    if (hi <= lo) continue;
-    let a = 0;
-    let b = 0;
-    for (let i = lo; i < hi; i++) {
-      a += st.mean[order[i]!]!;
-      b += st.ms[order[i]!]!;
-    }
-    a /= hi - lo;
-    b /= hi - lo;
+  for (let g = 0; g < grp.a.length; g++) {
+    const a = grp.a[g]!;
+    const b = grp.b[g]!;
     let d: PredictedDistribution;
     if (!st.gaussian && single && ruleRms > 0) d = scaleDist(rule.dist, Math.sqrt(b) / ruleRms);
     else if (z > 0) {
@@ -740,30 +898,19 @@ export function scaleFromChannels(st: ChannelStats, rule: Scale, groups = 24): S
         { weight: 1 - z, dist: { kind: 'gaussian', mean: nm, std: Math.sqrt(Math.max(0, nms - nm * nm)) } },
       ]);
     } else d = { kind: 'gaussian', mean: a, std: Math.sqrt(Math.max(0, b - a * a)) };
-    parts.push({ weight: (hi - lo) / C, dist: d });
+    parts.push({ weight: grp.weight[g]!, dist: d });
   }
   return { ...rule, mean: m1, meanSquare: Math.max(m2, m1 * m1), dist: mixtureOf(parts), exactRisk: undefined };
 }
 
 /** The law of f(x) over channel groups of a Gaussian-channel input x (exact per group). */
 export function unaryLawFromChannels(x: ChannelStats, f: (v: number) => number, label: string, groups = 24): PredictedDistribution {
-  const C = x.mean.length;
-  const order = [...Array(C).keys()].sort((p, q) => x.ms[p]! - x.ms[q]!);
-  const k = Math.min(groups, C);
+  const grp = channelGroups(x, groups);
   const parts: { weight: number; dist: PredictedDistribution }[] = [];
-  for (let g = 0; g < k; g++) {
-    const lo = Math.floor((g * C) / k);
-    const hi = Math.floor(((g + 1) * C) / k);
-    if (hi <= lo) continue;
-    let a = 0;
-    let b = 0;
-    for (let i = lo; i < hi; i++) {
-      a += x.mean[order[i]!]!;
-      b += x.ms[order[i]!]!;
-    }
-    a /= hi - lo;
-    b /= hi - lo;
-    parts.push({ weight: (hi - lo) / C, dist: applyFn({ kind: 'gaussian', mean: a, std: Math.sqrt(Math.max(0, b - a * a)) }, f, label) });
+  for (let g = 0; g < grp.a.length; g++) {
+    const a = grp.a[g]!;
+    const b = grp.b[g]!;
+    parts.push({ weight: grp.weight[g]!, dist: applyFn({ kind: 'gaussian', mean: a, std: Math.sqrt(Math.max(0, b - a * a)) }, f, label) });
   }
   return mixtureOf(parts);
 }

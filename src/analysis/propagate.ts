@@ -17,7 +17,7 @@ import { mergeCoherence, withCoherence } from './coherence.js';
 import { channelForward, scaleFromChannels, unaryLawFromChannels, type ChannelStats } from './channels.js';
 import { applyFn, momentsOf } from './dist.js';
 import { derivedConfidence, distFor, gradScale, joinNotes, makeScale } from './helpers.js';
-import { scalarFunction, type Lineage } from './lineage.js';
+import { composeLineage, IDENT, scalarFunction, type Lineage } from './lineage.js';
 import type { BackwardContext, OpRule, RuleContext } from './rules/types.js';
 import { unknownScale, type Scale } from './scale.js';
 import type { ConstValue } from './shapes/types.js';
@@ -372,7 +372,8 @@ function applyChannels(
 function unaryFn(node: Node, ctx: RuleContext): ((x: number) => number) | null {
   const sf = scalarFunction(node, ctx);
   if (!sf || sf.unaryInputs !== 1 || ['Identity', 'Cast', 'CastLike'].includes(node.opType)) return null;
-  return (x) => sf.f([x]);
+  // The op's own scalar function: the same values as sf.f([x]).
+  return sf.unary ?? ((x) => sf.f([x]));
 }
 
 /**
@@ -398,20 +399,14 @@ function applyLineage(node: Node, ctx: RuleContext, scales: Map<string, Scale | 
       parts.push({ c: t.toFloat64()[0]! });
       continue;
     }
-    const l = lineage.get(name) ?? { root: name, fn: (x: number) => x, label: 'x' };
+    const l = lineage.get(name) ?? { root: name, fn: IDENT, label: 'x' };
     if (root !== null && l.root !== root) return false;
     root = l.root;
     parts.push({ l });
     live++;
   }
   if (root === null) return false;
-  const fns = parts.map((p) => ('c' in p ? () => p.c : p.l.fn));
-  const vals = new Array<number>(fns.length);
-  const f = sf.f;
-  const composed = (x: number): number => {
-    for (let k = 0; k < fns.length; k++) vals[k] = fns[k]!(x);
-    return f(vals);
-  };
+  const composed = composeLineage(sf, parts.map((p) => ('c' in p ? p : { fn: p.l.fn })), node.opType);
   const label = `${node.opType}(${parts.map((p) => ('c' in p ? String(p.c) : p.l.label)).join(',')})`;
   lineage.set(out, { root, fn: composed, label: label.length > 60 ? `${node.opType}(…)` : label });
   if (live < 2 && !ruleFailed) return false;
