@@ -50,7 +50,7 @@ export function createProgress(label: string, total: number, opts: ProgressOptio
   let finished = false;
 
   const draw = () => {
-    const cols = Math.max(20, (stream.columns ?? 80) - 1);
+    const cols = Math.max(20, (stream.columns || 80) - 1);
     const known = Number.isFinite(total) && total > 0;
     const pct = known ? Math.min(100, Math.floor((100 * count) / total)) : null;
     let text = known
