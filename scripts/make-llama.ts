@@ -16,11 +16,30 @@
  */
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { attr, GraphBuilder, lazyFloat32 } from '../src/onnx/builder.js';
+import { attr, float32ToFloat16Bits, GraphBuilder, lazyFloat32, type LazyTensorSource } from '../src/onnx/builder.js';
 import { DataType } from '../src/onnx/dtype.js';
 
-const { FLOAT, INT64 } = DataType;
+const { FLOAT, FLOAT16, INT64 } = DataType;
 const FLOAT32_LOWEST = -3.4028234663852886e38;
+const FLOAT16_LOWEST = -65504;
+
+/** Element type of the whole model (weights, activations, constants): exporters' fp32 or fp16. */
+export type LlamaDtype = 'float32' | 'float16';
+
+/** A float32 source re-encoded as float16 (round to nearest even), chunk by chunk. */
+function asFloat16(src: LazyTensorSource): LazyTensorSource {
+  return {
+    byteLength: src.byteLength / 2,
+    *chunks() {
+      for (const c of src.chunks()) {
+        const f = new Float32Array(c.buffer, c.byteOffset, c.byteLength / 4);
+        const h = new Uint16Array(f.length);
+        for (let i = 0; i < f.length; i++) h[i] = float32ToFloat16Bits(f[i]!);
+        yield new Uint8Array(h.buffer);
+      }
+    },
+  };
+}
 
 export interface LlamaConfig {
   vocab: number;
@@ -39,6 +58,8 @@ export const LLAMA_PRESETS: Record<string, LlamaConfig> = {
   '125M': { vocab: 32000, hidden: 768, layers: 12, heads: 12, kvHeads: 4, ffn: 2048, eps: 1e-5 },
   /** ≈1.1B parameters (TinyLlama-1.1B's shapes). */
   '1B': { vocab: 32000, hidden: 2048, layers: 22, heads: 32, kvHeads: 4, ffn: 5632, eps: 1e-5 },
+  /** ≈6.7B parameters (Llama-2-7B's shapes). */
+  '7B': { vocab: 32000, hidden: 4096, layers: 32, heads: 32, kvHeads: 32, ffn: 11008, eps: 1e-6 },
 };
 
 export function llamaParams(c: LlamaConfig): number {
@@ -65,14 +86,15 @@ function randomTensor(count: number, seed: number, bound: number, offset = 0) {
   });
 }
 
-export function buildLlama(c: LlamaConfig, seed = 1): GraphBuilder {
+export function buildLlama(c: LlamaConfig, seed = 1, dtype: LlamaDtype = 'float32'): GraphBuilder {
+  const F = dtype === 'float16' ? FLOAT16 : FLOAT;
   if (c.hidden % c.heads || c.heads % c.kvHeads) throw new Error('hidden must divide into heads, heads into kv heads');
   const hd = c.hidden / c.heads;
   const groups = c.heads / c.kvHeads;
   const b = new GraphBuilder('llama', { opset: 18, docString: `Llama-shaped model, random weights: ${JSON.stringify(c)}` });
   let tensorIndex = 0;
   const weight = (name: string, dims: number[], bound: number, offset = 0) =>
-    b.lazyInitializer(name, FLOAT, dims, randomTensor(dims.reduce((x, y) => x * y, 1), Math.imul(seed, 1000003) + ++tensorIndex * 7919, bound, offset));
+    b.lazyInitializer(name, F, dims, (dtype === 'float16' ? asFloat16 : (x: LazyTensorSource) => x)(randomTensor(dims.reduce((x, y) => x * y, 1), Math.imul(seed, 1000003) + ++tensorIndex * 7919, bound, offset)));
   const linear = (name: string, x: string, fanIn: number, fanOut: number) =>
     b.node('MatMul', [x, weight(`${name}.weight`, [fanIn, fanOut], 1 / Math.sqrt(fanIn))], { name });
 
@@ -81,10 +103,10 @@ export function buildLlama(c: LlamaConfig, seed = 1): GraphBuilder {
   let x = b.node('Gather', [embed, ids], { name: 'model.embed_tokens', attrs: { axis: 0 } });
 
   // Shared constants, as exporters hoist them.
-  const two = b.scalar(2, 'pow_exponent');
-  const eps = b.scalar(c.eps, 'rms_eps');
+  const two = b.scalar(2, 'pow_exponent', F);
+  const eps = b.scalar(c.eps, 'rms_eps', F);
   const lastAxis = b.ints([-1], 'reduce_axes');
-  const scale = b.scalar(1 / Math.sqrt(hd), 'attn_scale');
+  const scale = b.scalar(1 / Math.sqrt(hd), 'attn_scale', F);
   const qShape = b.ints([0, 0, c.heads, hd], 'q_shape');
   const kvShape = b.ints([0, 0, c.kvHeads, hd], 'kv_shape');
   const repeat = b.ints([1, 1, groups, 1, 1], 'repeat_kv');
@@ -97,7 +119,12 @@ export function buildLlama(c: LlamaConfig, seed = 1): GraphBuilder {
   const maskShape = b.node('Concat', [seqLen, seqLen], { name: 'mask/shape', attrs: { axis: 0 } });
   const filled = b.node('ConstantOfShape', [maskShape], {
     name: 'mask/fill',
-    attrs: { value: attr.tensor({ name: 'lowest', data_type: FLOAT, dims: [1], float_data: [FLOAT32_LOWEST] }) },
+    attrs: {
+      value:
+        dtype === 'float16'
+          ? attr.tensor({ name: 'lowest', data_type: FLOAT16, dims: [1], int32_data: [float32ToFloat16Bits(FLOAT16_LOWEST)] })
+          : attr.tensor({ name: 'lowest', data_type: FLOAT, dims: [1], float_data: [FLOAT32_LOWEST] }),
+    },
   });
   const mask = b.node('Trilu', [filled, b.constant(INT64, [], [1], { name: 'mask_k' })], { name: 'mask/triu', attrs: { upper: 1 } });
 
@@ -143,14 +170,14 @@ export function buildLlama(c: LlamaConfig, seed = 1): GraphBuilder {
   const final = rmsNorm('model.norm', x);
   const lmHead = weight('lm_head.weight', [c.hidden, c.vocab], 1 / Math.sqrt(c.hidden));
   const logits = b.node('MatMul', [final, lmHead], { name: 'lm_head', outputs: ['logits'] });
-  b.output(logits, FLOAT, ['batch', 'seq', c.vocab]);
+  b.output(logits, F, ['batch', 'seq', c.vocab]);
   return b;
 }
 
-export function writeLlama(preset: string, outDir: string, seed = 1) {
+export function writeLlama(preset: string, outDir: string, seed = 1, dtype: LlamaDtype = 'float32') {
   const config = LLAMA_PRESETS[preset];
   if (!config) throw new Error(`unknown --params '${preset}' (known: ${Object.keys(LLAMA_PRESETS).join(', ')})`);
-  const b = buildLlama(config, seed);
+  const b = buildLlama(config, seed, dtype);
   const res = b.save(path.join(outDir, 'model.onnx'), { externalDataFile: 'model.onnx.data', sizeThreshold: 1024, align: 4096 });
   return { config, params: llamaParams(config), ...res };
 }
@@ -165,11 +192,16 @@ if (isMain) {
   const preset = get('params') ?? '125M';
   const out = get('out');
   if (!out) {
-    console.error('usage: tsx scripts/make-llama.ts --params 125M|1B|tiny --out DIR [--seed N]');
+    console.error('usage: tsx scripts/make-llama.ts --params 125M|1B|7B|tiny --out DIR [--seed N] [--dtype float32|float16]');
     process.exit(2);
   }
   const t0 = Date.now();
-  const r = writeLlama(preset, path.resolve(out), Number(get('seed') ?? 1));
+  const dtype = get('dtype') ?? 'float32';
+  if (dtype !== 'float32' && dtype !== 'float16') {
+    console.error(`--dtype ${dtype}: expected float32 or float16`);
+    process.exit(2);
+  }
+  const r = writeLlama(preset, path.resolve(out), Number(get('seed') ?? 1), dtype);
   const mb = (n: number) => (n / 2 ** 20).toFixed(1);
   console.log(
     `${preset}: ${(r.params / 1e6).toFixed(1)}M parameters, ${r.externalTensors} external tensors; model.onnx ${mb(r.modelBytes)} MiB + model.onnx.data ${mb(r.externalBytes)} MiB in ${((Date.now() - t0) / 1000).toFixed(1)} s (peak RSS ${mb(process.resourceUsage().maxRSS * 1024)} MiB)`,
