@@ -27,6 +27,7 @@ let dir: string;
 beforeAll(() => {
   dir = mkdtempSync(path.join(tmpdir(), 'unitscale-wpass-'));
   writeLlama('tiny', path.join(dir, 'llama'), 7);
+  writeLlama('tiny', path.join(dir, 'llama16'), 7, 'float16');
   // A model with inline weights of awkward sizes, a 0/1 mask, NaN/Inf and huge/tiny values.
   const rnd = mulberry32(3);
   const g = new GraphBuilder('odd');
@@ -180,19 +181,23 @@ describe.runIf(haveKernel)('weight pass', () => {
     }
   });
 
-  it('analyzeModelAsync (propagation overlapping the workers’ reads) reports what analyzeModel does', async () => {
-    const file = path.join(dir, 'llama', 'model.onnx');
-    const a = await analyzeModelAsync(loadModel(file), { threads: 2, parallelBytes: 0, rangeBytes: 4100 });
-    const b = analyzeModel(loadModel(file));
-    expect(a.tensors.length).toBe(b.tensors.length);
-    for (let i = 0; i < a.tensors.length; i++) {
-      const x = a.tensors[i]!;
-      const y = b.tensors[i]!;
-      expect(x.name).toBe(y.name);
-      expect(x.rms).toBeCloseTo(y.rms!, 6);
-      for (const f of Object.keys(y.risk)) {
-        expect(x.risk[f]!.overflow).toBeCloseTo(y.risk[f]!.overflow, 9);
-        expect(x.risk[f]!.underflow).toBeCloseTo(y.risk[f]!.underflow, 9);
+  it('analyzeModelAsync (propagation overlapping the workers’ reads) reports what analyzeModel does (fp32 and fp16 models)', async () => {
+    for (const sub of ['llama', 'llama16']) {
+      const file = path.join(dir, sub, 'model.onnx');
+      const a = await analyzeModelAsync(loadModel(file), { threads: 2, parallelBytes: 0, rangeBytes: 4100 });
+      const b = analyzeModel(loadModel(file));
+      expect(a.tensors.length).toBe(b.tensors.length);
+      expect(a.tensors.length).toBeGreaterThan(50);
+      for (let i = 0; i < a.tensors.length; i++) {
+        const x = a.tensors[i]!;
+        const y = b.tensors[i]!;
+        expect(x.name).toBe(y.name);
+        if (y.rms === null) expect(x.rms).toBeNull();
+        else expect(x.rms).toBeCloseTo(y.rms, 6);
+        for (const f of Object.keys(y.risk)) {
+          expect(x.risk[f]!.overflow).toBeCloseTo(y.risk[f]!.overflow, 9);
+          expect(x.risk[f]!.underflow).toBeCloseTo(y.risk[f]!.underflow, 9);
+        }
       }
     }
   });
