@@ -8,7 +8,7 @@
 import type { Dim, Graph, TensorType } from '../../onnx/model.js';
 import { toNumber } from '../../onnx/proto.js';
 import type { TensorShapeDimension, TypeProto } from '../../onnx/proto-types.js';
-import { dimMul } from './types.js';
+import { dimMul, type SequenceType } from './types.js';
 
 function own(o: object, key: string): boolean {
   return Object.prototype.hasOwnProperty.call(o, key) && (o as Record<string, unknown>)[key] !== null && (o as Record<string, unknown>)[key] !== undefined;
@@ -20,12 +20,26 @@ function readDim(d: TensorShapeDimension): Dim {
   return null;
 }
 
-/** A TypeProto's tensor type, or null (sequences, maps, absent). */
+/**
+ * A TypeProto's tensor type, or null (sequences, maps, absent). An optional tensor reads as the
+ * tensor it may hold (Optional/OptionalGetElement pass that type through).
+ */
 export function readType(t: TypeProto | undefined | null): TensorType | null {
+  if (t?.optional_type) t = t.optional_type.elem_type;
   const tt = t?.tensor_type ?? t?.sparse_tensor_type;
   if (!tt) return null;
   const shape = tt.shape ? (tt.shape.dim ?? []).map(readDim) : null;
   return { dtype: tt.elem_type ?? 0, shape };
+}
+
+/**
+ * A TypeProto's sequence type (also inside an optional): the element type its elements share,
+ * length unknown; null for anything else.
+ */
+export function readSequenceType(t: TypeProto | undefined | null): SequenceType | null {
+  if (t?.optional_type) t = t.optional_type.elem_type;
+  if (!t?.sequence_type) return null;
+  return { sequence: true, elem: readType(t.sequence_type.elem_type), items: null };
 }
 
 /** Replaces symbols named in `dims` (also inside products like "batch*seq") by their values. */

@@ -16,7 +16,7 @@ import { type Dim, Graph, type Model, type Node, type TensorType } from '../../o
 import { toNumber } from '../../onnx/proto.js';
 import type { TensorData } from '../../onnx/tensor.js';
 import type { AttributeProto, FunctionProto, GraphProto, NodeProto } from '../../onnx/proto-types.js';
-import { readDeclared } from './declared.js';
+import { readDeclared, readSequenceType } from './declared.js';
 import { lookupRule } from './index.js';
 import { type ConstValue, foldLimit, type SequenceType, type ShapeContext } from './types.js';
 
@@ -111,6 +111,9 @@ class Walker {
       const f = formal?.[i] ?? null;
       const merged = f ? this.merge(name, f, t, false) : t;
       if (merged) this.types.set(name, merged);
+      // A sequence input (main graph, or a body formal given no tensor type) takes its declaration.
+      const seq = !merged ? readSequenceType(vi.type) : null;
+      if (seq) this.sequences.set(name, seq);
     });
     const inputNames = new Set((graph.proto.input ?? []).map((vi) => vi.name));
     for (const [name, td] of graph.initializers) {

@@ -1,6 +1,6 @@
 /**
- * Ops without a family: Dropout, Einsum, StringNormalizer, random generators, EyeLike,
- * Compress, Unique, ReverseSequence, GridSample, Det, and Gradient (ai.onnx.preview.training,
+ * Ops without a family: Dropout, Einsum, StringNormalizer, TfIdfVectorizer, random generators,
+ * EyeLike, Compress, Unique, ReverseSequence, GridSample, Det, NonMaxSuppression, and Gradient (ai.onnx.preview.training,
  * registered by index.ts under its domain).
  */
 import { DataType } from '../../onnx/dtype.js';
@@ -160,7 +160,32 @@ const unique: ShapeRule = {
   },
 };
 
+/**
+ * TfIdfVectorizer: n-gram counts of each row, [C] → [max(ngram_indexes) + 1] and
+ * [N, C] → [N, max(ngram_indexes) + 1], float.
+ */
+const tfIdfVectorizer: ShapeRule = {
+  shape: (ctx) => {
+    const x = shapeOf(ctx, 0);
+    const indexes = ctx.attrs.ints('ngram_indexes');
+    const width: Dim = indexes && indexes.length > 0 ? Math.max(...indexes) + 1 : null;
+    if (!x) return [tensor(DataType.FLOAT, null)];
+    if (x.length !== 1 && x.length !== 2) fail(ctx, `input of rank ${x.length}; expected [C] or [N, C]`);
+    return [tensor(DataType.FLOAT, x.length === 1 ? [width] : [x[0]!, width])];
+  },
+};
+
+/**
+ * NonMaxSuppression(boxes [B, n, 4], scores [B, classes, n], …): selected_indices
+ * [num_selected, 3] (batch, class, box) in int64; how many are selected depends on the data.
+ */
+const nonMaxSuppression: ShapeRule = {
+  shape: () => [tensor(DataType.INT64, [null, 3])],
+};
+
 export const shapes: ShapeTable = {
+  TfIdfVectorizer: tfIdfVectorizer,
+  NonMaxSuppression: nonMaxSuppression,
   Dropout: dropout,
   Einsum: { shape: (ctx) => [tensor(dtypeOf(ctx, 0), einsumShape(ctx))] },
   StringNormalizer: stringNormalizer,
@@ -175,13 +200,6 @@ export const shapes: ShapeTable = {
   Det: det,
   Unique: unique,
   ReverseSequence: { shape: (ctx) => [sameAs(ctx, 0)] },
-  /** Optional inputs aside, the loss ops reduce to a scalar unless reduction="none". */
-  NegativeLogLikelihoodLoss: {
-    shape: (ctx) => {
-      const reduction = ctx.attrs.string('reduction', 'mean');
-      return [tensor(dtypeOf(ctx, 0), reduction === 'none' ? shapeOf(ctx, 1) : [])];
-    },
-  },
 };
 
 /** Rules of the ai.onnx.preview.training domain. */

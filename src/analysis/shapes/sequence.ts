@@ -157,7 +157,38 @@ const splitToSequence: SequenceRule = {
   },
 };
 
+/** Sequences known element by element are mapped one body inference per element up to this length. */
+const MAP_ITEMS_CAP = 64;
+
+/**
+ * SequenceMap(input_sequence[, additional_inputs…]): the body runs once per position, taking
+ * that element of each sequence input and each tensor input whole; each body output makes one
+ * output sequence of the same length. Inferred per element while the length is known (and
+ * small), else once on the elements' shared types.
+ */
+const sequenceMap: SequenceRule = {
+  shape: none,
+  sequences: (ctx) => {
+    const seqs = ctx.inputSequences;
+    const formals = (k: number | null): (TensorType | null)[] =>
+      ctx.node.inputs.map((_, i) => {
+        const s = seqs[i];
+        if (!s) return ctx.inputTypes[i] ?? null;
+        return k !== null && s.items ? s.items[k] ?? null : s.elem;
+      });
+    const run = (k: number | null) => (ctx.inferSubgraph ? ctx.inferSubgraph('body', formals(k)) : []);
+    const length = seqs.find((s) => s?.items)?.items?.length ?? null;
+    if (length !== null && length > 0 && length <= MAP_ITEMS_CAP) {
+      const per = Array.from({ length }, (_, k) => run(k));
+      return ctx.node.outputs.map((_, j) => seqOf(per.map((o) => o[j] ?? null), null));
+    }
+    const out = run(null);
+    return ctx.node.outputs.map((_, j) => seqOf(length === 0 ? [] : null, out[j] ?? null));
+  },
+};
+
 export const shapes: ShapeTable = {
+  SequenceMap: sequenceMap,
   SequenceEmpty: sequenceEmpty,
   SequenceConstruct: sequenceConstruct,
   SequenceInsert: sequenceInsert,

@@ -29,6 +29,16 @@ export function vi(name: string, dtype: number, shape: Dim[] | null): ValueInfoP
   };
 }
 
+/** A sequence value declaration: its elements' tensor type. */
+export function seqVi(name: string, dtype: number, shape: Dim[] | null): ValueInfoProto {
+  return { name, type: { sequence_type: { elem_type: vi(name, dtype, shape).type } } };
+}
+
+/** An optional value declaration wrapping `inner` (a tensor or sequence declaration). */
+export function optVi(inner: ValueInfoProto): ValueInfoProto {
+  return { name: inner.name, type: { optional_type: { elem_type: inner.type } } };
+}
+
 /** Marks a float attribute (plain numbers become INT attributes). */
 export class FloatAttr {
   constructor(readonly values: number[]) {}

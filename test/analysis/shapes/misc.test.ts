@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { BOOL, F, infer, node, one, shapes, t, vi } from './helpers.js';
+import { BOOL, c, cf, F, I64, infer, node, one, shapes, t, vi } from './helpers.js';
 
 describe('misc shapes', () => {
   it('Dropout: mask is bool from opset 10', () => {
@@ -34,5 +34,16 @@ describe('misc shapes', () => {
   it('random generators and EyeLike', () => {
     expect(one('RandomNormal', [], { shape: [2, 3] })).toEqual([t([2, 3])]);
     expect(one('EyeLike', [t([3, 3], 7)], { dtype: 1 })).toEqual([t([3, 3])]);
+  });
+
+  it('TfIdfVectorizer: [C] → [max(ngram_indexes)+1], [N, C] → [N, max+1], float', () => {
+    const attrs = { max_gram_length: 2, min_gram_length: 2, max_skip_count: 0, mode: 'TF', ngram_counts: [0, 4], ngram_indexes: [0, 1, 2, 3, 4, 5, 6], pool_int64s: [2, 3, 5, 4, 5, 6, 7, 8, 6, 7, 9, 9, 9, 9] };
+    expect(one('TfIdfVectorizer', [t([2, 6], I64)], attrs)).toEqual([t([2, 7])]);
+    expect(one('TfIdfVectorizer', [t([12], 6)], { ...attrs, ngram_indexes: [2, 0, 1] })).toEqual([t([3])]);
+    expect(() => one('TfIdfVectorizer', [t([1, 2, 3], I64)], attrs)).toThrow(/rank 3/);
+  });
+
+  it('NonMaxSuppression: [num_selected, 3] int64, the count unknown', () => {
+    expect(one('NonMaxSuppression', [t([2, 6, 4]), t([2, 1, 6]), c([2]), cf([0.5]), cf([0])])).toEqual([t([null, 3], I64)]);
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { F, I64, infer, int64s, node, t, vi } from './helpers.js';
+import { F, graph, I64, infer, int64s, node, seqVi, t, vi } from './helpers.js';
 
 describe('sequence shapes', () => {
   const inputs = [vi('X', F, [2, 3, 4]), vi('Y', F, [1, 3, 4]), vi('Z', F, [3, 3, 4])];
@@ -55,5 +55,32 @@ describe('sequence shapes', () => {
     expect(r.sequences.get('a')?.elem).toEqual(t([3]));
     expect(r.sequences.get('b')?.items).toEqual([t([2, 3]), t([2, 3]), t([1, 3])]);
     expect(r.sequences.get('c')?.items).toEqual([t([1, 3]), t([4, 3])]);
+  });
+
+  it('a sequence graph input takes its declared element type', () => {
+    const r = infer({ inputs: [seqVi('s', F, ['n', 3]), vi('i', I64, [])], nodes: [node('SequenceAt', ['s', 'i'], ['x']), node('SequenceLength', ['s'], ['len'])] });
+    expect(r.types.get('x')).toEqual(t(['n', 3]));
+    expect(r.values.get('len')).toBeUndefined();
+  });
+
+  it('SequenceMap: the body per element of known sequences, tensors passed whole', () => {
+    const body = graph({
+      inputs: [vi('a', F, null), vi('b', F, null)],
+      nodes: [node('Concat', ['a', 'b'], ['c'], { axis: 0 }), node('Shape', ['a'], ['sh'])],
+      outputs: [vi('c', F, null), vi('sh', I64, null)],
+    });
+    const r = infer({
+      inputs: [vi('X', F, [2, 3]), vi('Y', F, [4, 3]), vi('T', F, [1, 3])],
+      nodes: [node('SequenceConstruct', ['X', 'Y'], ['s']), node('SequenceMap', ['s', 'T'], ['cat', 'shapes'], { body })],
+    });
+    expect(r.sequences.get('cat')?.items).toEqual([t([3, 3]), t([5, 3])]);
+    expect(r.sequences.get('cat')?.elem).toEqual(t([null, 3]));
+    expect(r.sequences.get('shapes')?.elem).toEqual(t([2], I64));
+  });
+
+  it('SequenceMap over sequences of unknown length: once, on the shared element types', () => {
+    const body = graph({ inputs: [vi('a', F, null), vi('b', F, null)], nodes: [node('Add', ['a', 'b'], ['c'])], outputs: [vi('c', F, null)] });
+    const r = infer({ inputs: [seqVi('s', F, ['n']), seqVi('u', F, [1])], nodes: [node('SequenceMap', ['s', 'u'], ['sum'], { body })] });
+    expect(r.sequences.get('sum')).toEqual({ sequence: true, items: null, elem: t(['n']) });
   });
 });
