@@ -7,10 +7,15 @@
  * matmul/conv ≤ max column Σ|w| · max|x|); otherwise the 1 − 1e-6 quantile of the predicted
  * distribution (summary.absmaxMeaning says so); null when even that is unknown.
  * Tensors with confidence 'unknown' get an empty `risk` and are left out of the summary.
+ *
+ * Values inside control-flow subgraphs that the propagation analysed (the taken If branch, both
+ * branches when the condition is not known, Loop/Scan bodies: one iteration) are listed after
+ * their If/Loop/Scan node with `scope` ("If_3/then_branch", nested with '/'); they count in the
+ * summary, the plan and the gate like any other activation. Each (scope, name) pair is listed once.
  */
 import { maskShare } from './mask.js';
 import { DataType, dtypeName, isFloatType } from '../onnx/dtype.js';
-import type { Model, Node, TensorType } from '../onnx/model.js';
+import type { Graph, Model, Node, TensorType } from '../onnx/model.js';
 import { parseFormat, type Format } from '../formats/index.js';
 import type { Risk } from '../formats/risk.js';
 import { tallyFormat } from '../report/headroom.js';
@@ -108,6 +113,42 @@ interface Entry {
   type: TensorType | null;
   scale: Scale;
   order: number;
+  /** Where a subgraph value lives ("If_3/then_branch"); undefined in the main graph. */
+  scope?: string;
+}
+
+/** A subgraph's place: "<node name>/<attribute>", nested with '/' (outermost first). */
+export function scopeOf(graph: Graph): string | undefined {
+  const parts: string[] = [];
+  for (let g: Graph | null = graph; g && g.owner; g = g.parent) {
+    const owner: Node = g.owner;
+    const attr = owner.subgraphs.find((s) => s.graph === g)?.attribute ?? '?';
+    parts.unshift(`${owner.name}/${attr}`);
+  }
+  return parts.length ? parts.join('/') : undefined;
+}
+
+const LOOP_NOTE = 'body: one iteration analysed, loop-carried values at their initial scales';
+const CONFIDENCE_RANK = { exact: 4, high: 3, medium: 2, low: 1, unknown: 0 } as const;
+
+/**
+ * What a subgraph value's row should say about where it lives: inside a Loop/Scan body (the body
+ * is analysed once, as the rule's outputs say), or in one of two If branches both analysed
+ * because the condition is not known without data. Empty for a taken branch.
+ */
+function subgraphCaveats(graph: Graph, analysed: Map<Graph, unknown>): { note: string[]; loop: boolean } {
+  const note: string[] = [];
+  let loop = false;
+  for (let g: Graph | null = graph; g && g.owner; g = g.parent) {
+    const owner = g.owner;
+    if (owner.opType === 'Loop' || owner.opType === 'Scan') {
+      loop = true;
+      if (!note.some((n) => n.includes(LOOP_NOTE))) note.push(`${owner.opType} ${LOOP_NOTE}`);
+    } else if (owner.opType === 'If' && owner.subgraphs.length > 1 && owner.subgraphs.every((s) => analysed.has(s.graph))) {
+      if (g === graph) note.push('If condition not known without data: this branch analysed as if taken');
+    }
+  }
+  return { note, loop };
 }
 
 export interface WeightReadOptions {
@@ -172,12 +213,43 @@ export function analyzeModel(model: Model, opts: AnalyzeOptions = {}): Report {
   };
   for (const v of graph.inputs) push(v.name ?? '', 'input', null, -1);
   for (const name of graph.initializers.keys()) if (!graph.isGraphInput(name)) push(name, 'weight', null, -1);
+  // Subgraph values (ForwardResult.subgraphValues), each (scope, name) once, after the node
+  // that owns the subgraph; `order` is that outermost node's position.
+  const seenScoped = new Set<string>();
+  const pushSubgraphs = (node: Node, order: number): void => {
+    for (const { graph: sub } of node.subgraphs) {
+      const own = fwd.subgraphValues.get(sub);
+      if (!own) continue; // not analysed (the If branch not taken, or the rule gave up)
+      const scope = scopeOf(sub) ?? '';
+      const caveats = subgraphCaveats(sub, fwd.subgraphValues);
+      const pushSub = (name: string, kind: TensorKind, producer: Node | null): void => {
+        const key = `${scope}\u0000${name}`;
+        if (!name || seenScoped.has(key)) return;
+        let s = own.get(name);
+        if (!s) return;
+        const t = types.get(name) ?? sub.declaredTypes.get(name) ?? null;
+        if (t && t.dtype !== DataType.UNDEFINED && !isFloatType(t.dtype)) return;
+        seenScoped.add(key);
+        if (caveats.note.length && s.confidence !== 'exact' && s.confidence !== 'unknown') {
+          const capped = caveats.loop && CONFIDENCE_RANK[s.confidence] > CONFIDENCE_RANK.low;
+          s = { ...s, ...(capped ? { confidence: 'low' as const } : {}), note: [s.note, ...caveats.note].filter(Boolean).join('; ') };
+        }
+        entries.push({ name, kind, node: producer, type: t, scale: s, order, scope });
+      };
+      for (const name of sub.initializers.keys()) if (!sub.isGraphInput(name)) pushSub(name, 'weight', null);
+      for (const n of sub.topologicalOrder()) {
+        for (const o of n.outputs) pushSub(o, n.opType === 'Constant' ? 'weight' : 'activation', n);
+        pushSubgraphs(n, order);
+      }
+    }
+  };
   for (const node of graph.topologicalOrder()) {
     const order = fwd.order.get(node) ?? -1;
     for (const o of node.outputs) {
       const kind: TensorKind = graph.isGraphOutput(o) ? 'output' : node.opType === 'Constant' ? 'weight' : 'activation';
       push(o, kind, node, order);
     }
+    if (node.subgraphs.length) pushSubgraphs(node, order);
   }
 
   let quantileUsed = false;
@@ -214,6 +286,7 @@ export function analyzeModel(model: Model, opts: AnalyzeOptions = {}): Report {
       confidence: s.confidence,
       order: e.order,
     };
+    if (e.scope) t.scope = e.scope;
     if (s.note) t.note = s.note;
     const mask = gradOf ? null : maskShare(s.dist);
     if (mask) t.maskFill = sig(mask.share)!;
@@ -228,6 +301,7 @@ export function analyzeModel(model: Model, opts: AnalyzeOptions = {}): Report {
     const bwd = propagateBackward(pinput, fwd);
     missingBackward = [...bwd.missing.keys()].sort();
     for (const e of entries) {
+      if (e.scope) continue; // the backward pass does not enter subgraphs
       const g = bwd.grads.get(e.name);
       if (!g) continue;
       if (e.kind === 'weight' && e.node) continue; // Constant nodes are not trainable
@@ -281,8 +355,11 @@ function median(xs: number[]): number | null {
 /** Per-format summary over the known tensors (PRIMER §2 risks). */
 export function summarise(tensors: TensorReport[], formats: Format[]): Record<string, FormatSummary> {
   const out: Record<string, FormatSummary> = {};
+  // A subgraph value is named with its scope ("If_3/then_branch/t_out"): its name alone may be
+  // another tensor's too.
+  const qualified = tensors.some((t) => t.scope) ? tensors.map((t) => (t.scope ? { ...t, name: `${t.scope}/${t.name}` } : t)) : tensors;
   for (const f of formats) {
-    const { over, under, worst, worstTensor } = tallyFormat(f, tensors, FLAG_FRACTION);
+    const { over, under, worst, worstTensor } = tallyFormat(f, qualified, FLAG_FRACTION);
     const sqnrs: number[] = [];
     for (const t of tensors) {
       const r = t.risk[f.name];
@@ -304,6 +381,8 @@ export function summarise(tensors: TensorReport[], formats: Format[]): Record<st
 export interface PlanEntry {
   name: string;
   kind: TensorKind;
+  /** A subgraph value's scope (TensorReport.scope). */
+  scope?: string;
   /** The cheapest listed format meeting the limits; null: none does (keep fp32). */
   format: string | null;
   elements: number | null;
@@ -342,7 +421,7 @@ export function makePlan(tensors: TensorReport[], formats: Format[], minSqnrDb: 
       }
     }
     const n = t.shape && t.shape.every((d): d is number => typeof d === 'number') ? (t.shape as number[]).reduce((a, b) => a * b, 1) : null;
-    entries.push({ name: t.name, kind: t.kind, format: choice ? choice.name : null, elements: n });
+    entries.push({ name: t.name, kind: t.kind, ...(t.scope ? { scope: t.scope } : {}), format: choice ? choice.name : null, elements: n });
     const key = choice ? choice.name : 'fp32';
     counts[key] = (counts[key] ?? 0) + 1;
     if (n !== null) {

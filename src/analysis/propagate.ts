@@ -47,6 +47,11 @@ export interface ForwardResult {
    * analysed through RuleContext.subgraph, by name (a Loop body: its one analysed iteration).
    */
   subgraphScales: Map<string, Scale | null>;
+  /**
+   * The same values per subgraph (its own values only: initializers and node outputs), so that
+   * equal names in sibling branches stay apart; the last analysis of a subgraph wins.
+   */
+  subgraphValues: Map<Graph, Map<string, Scale | null>>;
 }
 
 function opKey(node: Node): string {
@@ -165,6 +170,8 @@ interface WalkState {
   unsupported: Map<string, number>;
   /** Scales of values inside subgraphs (If branches, Loop/Scan bodies), by name. */
   subgraphScales: Map<string, Scale | null>;
+  /** The same per subgraph (ForwardResult.subgraphValues). */
+  subgraphValues: Map<Graph, Map<string, Scale | null>>;
   /** Subgraph nodes walked so far (a budget against nested branches multiplying). */
   subgraphNodes: number;
 }
@@ -180,7 +187,7 @@ export function propagateForward(input: PropagateInput): ForwardResult {
   for (const [name, t] of graph.initializers) if (!graph.isGraphInput(name)) weights.set(name, t);
   const scales = new LazyWeightScales(weights, formats);
   const scope: Scope = { scales, lineage: new Map(), channels: new Map() };
-  const state: WalkState = { unsupported: new Map(), subgraphScales: new Map(), subgraphNodes: 0 };
+  const state: WalkState = { unsupported: new Map(), subgraphScales: new Map(), subgraphValues: new Map(), subgraphNodes: 0 };
   const order = new Map<Node, number>();
 
   for (const [name, s] of input.inputScales) scope.scales.set(name, s);
@@ -188,7 +195,7 @@ export function propagateForward(input: PropagateInput): ForwardResult {
   nodes.forEach((node, i) => order.set(node, i));
   walkGraph(input, nodes, scope, state);
   scales.fillAll();
-  return { scales: scope.scales, order, unsupported: state.unsupported, lineage: scope.lineage, channels: scope.channels, subgraphScales: state.subgraphScales };
+  return { scales: scope.scales, order, unsupported: state.unsupported, lineage: scope.lineage, channels: scope.channels, subgraphScales: state.subgraphScales, subgraphValues: state.subgraphValues };
 }
 
 /** Apply the forward rules to `nodes` (in topological order) within `scope`. */
@@ -265,7 +272,12 @@ function runSubgraph(input: PropagateInput, node: Node, attribute: string, input
   for (const [name, t] of sub.initializers) if (!formal.has(name)) scope.scales.set(name, storedScale(t, input.formats));
   walkGraph(input, nodes, scope, state);
   // Own values only (Map.prototype.forEach does not see the parent scope).
-  Map.prototype.forEach.call(scope.scales, (s: Scale | null, name: string) => state.subgraphScales.set(name, s));
+  const own = new Map<string, Scale | null>();
+  Map.prototype.forEach.call(scope.scales, (s: Scale | null, name: string) => {
+    state.subgraphScales.set(name, s);
+    if (!formal.has(name)) own.set(name, s);
+  });
+  state.subgraphValues.set(sub, own);
   return sub.outputs.map((o) => (o.name ? (scope.scales.get(o.name) ?? null) : null));
 }
 

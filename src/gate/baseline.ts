@@ -1,7 +1,8 @@
 /**
  * What got worse since a previous report (`--baseline previous.json`).
  *
- * Tensors are matched by name (gradients apart from forward values). Three kinds of regression:
+ * Tensors are matched by name (gradients apart from forward values; a subgraph value by its scope
+ * and name). Three kinds of regression:
  * - `new-risk`: a tensor now exceeds an overflow / underflow / SQNR threshold of a format that it
  *   did not exceed before (or that did not exist before);
  * - `headroom-loss`: headroom = log2(format max / bound) shrank by more than the tolerance and
@@ -31,6 +32,8 @@ export interface Regression {
   category: Exclude<Category, 'regression'>;
   format: string;
   tensor: string;
+  /** A subgraph value's scope (TensorReport.scope). */
+  scope?: string;
   kind: TensorKind;
   node: string | null;
   op: string | null;
@@ -52,8 +55,9 @@ export interface BaselineOptions {
   includeUnknown?: boolean;
 }
 
-export function tensorKey(t: Pick<TensorReport, 'name' | 'kind'>): string {
-  return `${t.kind === 'gradient' ? 'grad' : 'fwd'}\u0000${t.name}`;
+export function tensorKey(t: Pick<TensorReport, 'name' | 'kind' | 'scope'>): string {
+  const key = `${t.kind === 'gradient' ? 'grad' : 'fwd'}\u0000${t.name}`;
+  return t.scope ? `${key}\u0000${t.scope}` : key;
 }
 
 function formatOf(name: string): Format | null {
@@ -122,6 +126,7 @@ export function diffBaseline(current: Report, previous: Report, opts: BaselineOp
       const base = {
         format,
         tensor: t.name,
+        ...(t.scope ? { scope: t.scope } : {}),
         kind: t.kind,
         node: t.node,
         op: t.op,
@@ -138,7 +143,7 @@ export function diffBaseline(current: Report, previous: Report, opts: BaselineOp
       } else if (f) {
         hAfter = headroomBits(t, f);
       }
-      const who = `${t.kind === 'gradient' ? 'gradient of ' : ''}${t.name}`;
+      const who = `${t.kind === 'gradient' ? 'gradient of ' : ''}${t.name}${t.scope ? ` (in ${t.scope})` : ''}`;
 
       // New threshold crossings.
       const now = exceeded(t, format, thresholds);

@@ -7,7 +7,7 @@
  */
 import { parseFormat } from '../formats/format.js';
 import type { Report, TensorKind, TensorReport } from '../report/types.js';
-import { diffBaseline, headroomBits, type Regression, type RegressionType } from './baseline.js';
+import { diffBaseline, headroomBits, tensorKey, type Regression, type RegressionType } from './baseline.js';
 import { isIgnored, thresholdsFor, type Category, type GateConfig } from './thresholds.js';
 
 export type RuleId = 'overflow' | 'underflow' | 'low-sqnr' | RegressionType;
@@ -18,6 +18,8 @@ export interface Violation {
   level: 'error' | 'warning';
   format: string;
   tensor: string;
+  /** A subgraph value's scope (TensorReport.scope). */
+  scope?: string;
   kind: TensorKind;
   node: string | null;
   op: string | null;
@@ -64,7 +66,7 @@ function formatMax(format: string): string {
 function describe(t: TensorReport): string {
   const who = t.kind === 'gradient' ? `gradient of ${t.name}` : t.name;
   const where = t.op && t.op !== 'initializer' && t.op !== 'input' ? ` (${t.op}${t.node ? ` ${t.node}` : ''})` : ` (${t.kind})`;
-  return who + where;
+  return who + where + (t.scope ? ` in ${t.scope}` : '');
 }
 
 const RANK: Record<RuleId, number> = { overflow: 0, underflow: 1, 'low-sqnr': 2, 'new-risk': 3, 'headroom-loss': 4, 'sqnr-loss': 5 };
@@ -80,7 +82,7 @@ export function evaluateGate(report: Report, cfg: GateConfig): GateResult {
     for (const [format, r] of Object.entries(t.risk)) {
       checked++;
       const th = thresholdsFor(cfg, format);
-      const base = { format, tensor: t.name, kind: t.kind, node: t.node, op: t.op, order: t.order ?? null };
+      const base = { format, tensor: t.name, ...(t.scope ? { scope: t.scope } : {}), kind: t.kind, node: t.node, op: t.op, order: t.order ?? null };
       const push = (rule: RuleId, category: Category, value: number | null, threshold: number | null, message: string) => {
         if (isIgnored(cfg.ignore, { ...base, category })) {
           ignored++;
@@ -124,7 +126,7 @@ export function evaluateGate(report: Report, cfg: GateConfig): GateResult {
       regression: cfg.regression,
       includeUnknown: cfg.includeUnknown,
     });
-    const orderOf = new Map(report.tensors.map((t) => [`${t.kind === 'gradient'}\u0000${t.name}`, t.order ?? null]));
+    const orderOf = new Map(report.tensors.map((t) => [tensorKey(t), t.order ?? null]));
     for (const g of regressions) {
       violations.push({
         rule: g.type,
@@ -132,10 +134,11 @@ export function evaluateGate(report: Report, cfg: GateConfig): GateResult {
         level: fails('regression') ? 'error' : 'warning',
         format: g.format,
         tensor: g.tensor,
+        ...(g.scope ? { scope: g.scope } : {}),
         kind: g.kind,
         node: g.node,
         op: g.op,
-        order: orderOf.get(`${g.kind === 'gradient'}\u0000${g.tensor}`) ?? null,
+        order: orderOf.get(tensorKey({ name: g.tensor, kind: g.kind, scope: g.scope })) ?? null,
         value: g.after,
         threshold: g.before,
         headroomBits: g.headroomAfter,

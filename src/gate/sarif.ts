@@ -118,7 +118,9 @@ export function artifactUri(modelPath: string, cwd: string = process.cwd()): str
 }
 
 function fingerprint(v: Violation): string {
-  return createHash('sha256').update(`${v.rule}\u0000${v.format}\u0000${v.kind === 'gradient' ? 'grad' : 'fwd'}\u0000${v.tensor}`).digest('hex').slice(0, 32);
+  // A subgraph value's scope is appended (main-graph fingerprints stay as they were).
+  const scope = v.scope ? `\u0000${v.scope}` : '';
+  return createHash('sha256').update(`${v.rule}\u0000${v.format}\u0000${v.kind === 'gradient' ? 'grad' : 'fwd'}\u0000${v.tensor}${scope}`).digest('hex').slice(0, 32);
 }
 
 export interface SarifOptions {
@@ -151,7 +153,7 @@ export function buildSarif(report: Report, result: Pick<GateResult, 'violations'
           {
             name: v.tensor,
             kind: 'variable',
-            fullyQualifiedName: v.node ? `${v.node}/${v.tensor}` : v.tensor,
+            fullyQualifiedName: `${v.scope ? `${v.scope}/` : ''}${v.node ? `${v.node}/${v.tensor}` : v.tensor}`,
           },
         ],
       },

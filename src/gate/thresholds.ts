@@ -186,6 +186,8 @@ export function globMatch(glob: string, text: string | null | undefined): boolea
 
 export interface IgnoreSubject {
   tensor: string;
+  /** A subgraph value's scope: tensor and node globs also match "<scope>/<name>". */
+  scope?: string;
   node: string | null;
   op: string | null;
   kind: TensorKind;
@@ -195,9 +197,10 @@ export interface IgnoreSubject {
 
 /** Whether an allow-list entry covers this finding. */
 export function ignoreMatches(rule: IgnoreRule, s: IgnoreSubject): boolean {
-  if (typeof rule === 'string') return globMatch(rule, s.tensor);
-  if (rule.tensor !== undefined && !globMatch(rule.tensor, s.tensor)) return false;
-  if (rule.node !== undefined && !globMatch(rule.node, s.node)) return false;
+  const scoped = (glob: string, name: string | null): boolean => globMatch(glob, name) || (!!s.scope && name !== null && globMatch(glob, `${s.scope}/${name}`));
+  if (typeof rule === 'string') return scoped(rule, s.tensor);
+  if (rule.tensor !== undefined && !scoped(rule.tensor, s.tensor)) return false;
+  if (rule.node !== undefined && !scoped(rule.node, s.node)) return false;
   if (rule.op !== undefined && !globMatch(rule.op, s.op)) return false;
   if (rule.kind !== undefined && rule.kind !== s.kind) return false;
   if (rule.formats !== undefined && !rule.formats.map(canonicalFormat).includes(canonicalFormat(s.format))) return false;

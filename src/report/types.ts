@@ -43,7 +43,16 @@ export interface TensorReport {
    * overflow by design. The gate does not count that overflow unless `checkMasks` is set.
    */
   maskFill?: number;
-  /** Topological position of the producer (for plots along the graph). */
+  /**
+   * Where a value inside a control-flow subgraph lives: "<node name>/<attribute>" of the If,
+   * Loop or Scan node holding the subgraph, nested with '/' from the main graph down (e.g.
+   * "If_3/then_branch", "If_25/else_branch/If_30/then_branch"). Absent for main-graph values.
+   * Names are kept as in the model, so two tensors may share a name; (scope, name) is unique.
+   * Analyze lists the values of the subgraphs it analysed (the taken If branch; both when the
+   * condition is not known without data; Loop/Scan bodies: one iteration, said in `note`).
+   */
+  scope?: string;
+  /** Topological position of the producer (for plots along the graph; a subgraph value: its outermost If/Loop/Scan node's). */
   order?: number;
   /** For gradients: the kind of the value the gradient belongs to. */
   gradientOf?: 'weight' | 'activation' | 'input';
@@ -71,6 +80,7 @@ export interface FormatSummary {
   tensorsUnderflowing: number;
   /** Smallest log2(max / absmax) over tensors (negative = overflow). */
   worstHeadroomBits: number | null;
+  /** Its name; a subgraph value's prefixed with its scope ("If_3/then_branch/t_out"). */
   worstTensor: string | null;
   medianSqnrDb: number | null;
 }

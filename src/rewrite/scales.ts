@@ -83,6 +83,9 @@ export function reportScales(model: Model, report: Report): ScaleSource {
   const byName = new Map<string, TensorScale>();
   for (const t of report.tensors) {
     if (t.kind === 'gradient' || t.confidence === 'unknown') continue;
+    // Values inside If/Loop/Scan bodies (`scope`): the rewrite works on the main graph only, and
+    // a branch value may share a main-graph name.
+    if (t.scope) continue;
     if (t.rms === null || !Number.isFinite(t.rms)) continue;
     const risk: Record<string, { overflow: number; underflow: number }> = {};
     for (const [f, r] of Object.entries(t.risk ?? {})) risk[f] = { overflow: r.overflow, underflow: r.underflow };

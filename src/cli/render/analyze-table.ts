@@ -13,7 +13,9 @@ const FLAG = 1e-6;
 
 export const ANALYZE_COLUMNS_HELP = `
 Columns of the tensor table (the riskiest tensors first: overflow, then underflow, then low SQNR):
-  tensor      ONNX value name (weights, inputs, activations, outputs; ∂ marks a gradient with --grad)
+  tensor      ONNX value name (weights, inputs, activations, outputs; ∂ marks a gradient with --grad);
+              a value inside an If branch or Loop/Scan body is prefixed with where it lives,
+              "If_3/then_branch › name" (node/attribute, nested with '/')
   op          producer op type ("initializer", "input" for those)
   shape       inferred shape
   rms         predicted root-mean-square √E[x²] (exact for weights)
@@ -74,6 +76,23 @@ function trim(s: string, n: number): string {
   return s.length > n ? `${s.slice(0, n - 1)}…` : s;
 }
 
+/** Separates a subgraph value's scope from its name in the tensor column. */
+const SCOPE_SEP = ' › ';
+
+/**
+ * The tensor column: the name, a subgraph value's prefixed with its scope; within `width`, the
+ * scope gives way (trimmed from the left, where the outer levels are) before the name does.
+ */
+export function tensorLabel(t: Pick<TensorReport, 'name' | 'kind' | 'scope'>, width = 40): string {
+  const name = `${t.kind === 'gradient' ? '∂' : ''}${t.name}`;
+  if (!t.scope) return trim(name, width);
+  const full = `${t.scope}${SCOPE_SEP}${name}`;
+  if (full.length <= width) return full;
+  const room = width - name.length - SCOPE_SEP.length;
+  if (room >= 6) return `…${t.scope.slice(t.scope.length - room + 1)}${SCOPE_SEP}${name}`;
+  return trim(`…${SCOPE_SEP}${name}`, width);
+}
+
 export function renderAnalyzeReport(report: Report, top = 20): string {
   const out: string[] = [];
   const s = report.summary;
@@ -90,7 +109,7 @@ export function renderAnalyzeReport(report: Report, top = 20): string {
   const table = makeTable(['tensor', 'op', 'shape', 'rms', 'absmax', 'conf', ...report.formats, 'note']);
   for (const t of shown) {
     table.push([
-      trim(`${t.kind === 'gradient' ? '∂' : ''}${t.name}`, 40),
+      tensorLabel(t),
       t.op ?? '',
       trim(formatShape(t.shape), 20),
       num(t.rms),
@@ -100,11 +119,12 @@ export function renderAnalyzeReport(report: Report, top = 20): string {
       trim(t.note ?? '', 48),
     ]);
   }
-  out.push(`${shown.length} of ${tensors.length} tensors, riskiest first:`);
+  const scoped = tensors.filter((t) => t.scope).length;
+  out.push(`${shown.length} of ${tensors.length} tensors${scoped ? ` (${scoped} inside If/Loop/Scan subgraphs)` : ''}, riskiest first:`);
   out.push(table.toString());
   const masks = tensors.filter((t) => (t.maskFill ?? 0) > 0);
   if (masks.length > 0) {
-    const names = masks.slice(0, 4).map((t) => t.name).join(', ') + (masks.length > 4 ? ', …' : '');
+    const names = masks.slice(0, 4).map((t) => (t.scope ? `${t.scope}${SCOPE_SEP}${t.name}` : t.name)).join(', ') + (masks.length > 4 ? ', …' : '');
     out.push(`${masks.length} tensors hold attention-mask fills (${names}): they overflow every low-precision format by design and rank after real risks (the gate skips them unless --check-masks).`);
   }
 
