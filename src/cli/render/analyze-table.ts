@@ -151,7 +151,7 @@ export function renderAnalyzeReport(report: Report, top = 20): string {
       .map(([f, n]) => `${f}×${n}`)
       .join(', ');
     const share = plan.bytesFp32 > 0 ? ` (${((100 * plan.bytesSaved) / plan.bytesFp32).toFixed(0)}%)` : '';
-    out.push(`plan (overflow ≤ 1e-6, underflow ≤ 1e-3, SQNR ≥ ${plan.limits.minSqnrDb} dB): ${counts || 'nothing to plan'}; ${formatBytes(plan.bytesPlanned)} instead of ${formatBytes(plan.bytesFp32)}, saves ${formatBytes(plan.bytesSaved)}${share}`);
+    out.push(`plan (overflow ≤ 1e-6, underflow ≤ 1e-3, SQNR ≥ ${plan.limits.minSqnrDb} dB): ${counts || 'nothing to plan'}; ${formatBytes(plan.bytesPlanned)} instead of ${formatBytes(plan.bytesFp32)} in fp32, saves ${formatBytes(plan.bytesSaved)}${share}`);
   }
   return `${out.join('\n')}\n`;
 }
