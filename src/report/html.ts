@@ -93,7 +93,9 @@ function tensorPayload(t: TensorReport): PayloadTensor {
     risk[f] = [num(r.overflow) ?? 0, num(r.underflow) ?? 0, num(r.subnormal) ?? 0, num(r.sqnrDb)];
   }
   return {
-    name: String(t.name),
+    // A value inside an If/Loop/Scan body is shown (and keyed) with its scope: branches may
+    // reuse names.
+    name: t.scope ? `${t.scope} › ${String(t.name)}` : String(t.name),
     kind: String(t.kind),
     gradientOf: str(t.gradientOf),
     op: str(t.op),

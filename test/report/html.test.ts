@@ -104,6 +104,15 @@ describe('renderHtmlReport', () => {
     expect(hot.risk.e4m3).toEqual([0.2, 0, 0.01, 31]);
   });
 
+  it('keeps same-named values of different If branches apart (their scope leads the name)', () => {
+    const r = makeReport('predicted');
+    r.tensors.push(tensor('hot', 5, 2, { scope: 'If_3/then_branch' }), tensor('hot', 5, 3, { scope: 'If_3/else_branch' }));
+    const names = buildHtmlPayload([r]).reports[0]!.tensors.map((t) => t.name);
+    expect(names).toContain('If_3/then_branch › hot');
+    expect(names).toContain('If_3/else_branch › hot');
+    expect(names.filter((n) => n === 'hot')).toHaveLength(2); // the main graph's value and its gradient
+  });
+
   it('labels several reports, numbering repeated modes', () => {
     expect(buildHtmlPayload([makeReport('predicted'), makeReport('measured')]).reports.map((r) => r.label)).toEqual(['predicted', 'measured']);
     expect(buildHtmlPayload([makeReport('predicted'), makeReport('predicted')]).reports.map((r) => r.label)).toEqual(['predicted #1', 'predicted #2']);
