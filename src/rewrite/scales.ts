@@ -15,7 +15,7 @@ import { TensorData } from '../onnx/tensor.js';
 import type { Report } from '../report/types.js';
 import { measureModel, type MeasureOptions } from '../measure/measure.js';
 import { parseFormat, type Format } from '../formats/index.js';
-import { analyzeModel } from '../analysis/analyze.js';
+import { analyzeModel, analyzeModelAsync } from '../analysis/analyze.js';
 
 export interface TensorScale {
   /** √E[x²] */
@@ -110,15 +110,38 @@ export function firstOf(...sources: ScaleSource[]): ScaleSource {
  * Should the analysis fail on a model, only constants are known (said in `note`), and the
  * rewrite leaves activations unscaled, saying why for each.
  */
-export function staticScales(model: Model, formats: Format[] = [parseFormat('e4m3'), parseFormat('fp16')]): { source: ScaleSource; report: Report | null; note: string | null } {
-  let report: Report;
+export function staticScales(model: Model, formats: Format[] = DEFAULT_SCALE_FORMATS): StaticScales {
   try {
-    report = analyzeModel(model, { formats });
+    return fromReport(model, analyzeModel(model, { formats }));
   } catch (e) {
-    const why = e instanceof Error ? e.message.split('\n')[0] : String(e);
-    return { source: constantScales(model.graph), report: null, note: `the static analysis failed (${why}): only weights were scaled, from their exact values` };
+    return analysisFailed(model, e);
   }
+}
+
+/** The same with the parallel weight pass (what the CLI runs: big models read once, on all cores). */
+export async function staticScalesAsync(model: Model, formats: Format[] = DEFAULT_SCALE_FORMATS): Promise<StaticScales> {
+  try {
+    return fromReport(model, await analyzeModelAsync(model, { formats }));
+  } catch (e) {
+    return analysisFailed(model, e);
+  }
+}
+
+const DEFAULT_SCALE_FORMATS = [parseFormat('e4m3'), parseFormat('fp16')];
+
+export interface StaticScales {
+  source: ScaleSource;
+  report: Report | null;
+  note: string | null;
+}
+
+function fromReport(model: Model, report: Report): StaticScales {
   return { source: reportScales(model, report), report, note: null };
+}
+
+function analysisFailed(model: Model, e: unknown): StaticScales {
+  const why = e instanceof Error ? e.message.split('\n')[0] : String(e);
+  return { source: constantScales(model.graph), report: null, note: `the static analysis failed (${why}): only weights were scaled, from their exact values` };
 }
 
 /** Measured scales: run the model with ONNX Runtime on `inputs` (or seeded random inputs). */

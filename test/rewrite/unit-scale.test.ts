@@ -15,7 +15,7 @@ import { saveModel } from '../../src/onnx/save.js';
 import { TensorData } from '../../src/onnx/tensor.js';
 import { prepareInputs } from '../../src/measure/inputs.js';
 import { rewriteModel } from '../../src/rewrite/rewrite.js';
-import { constantScales, measuredScales, staticScales } from '../../src/rewrite/scales.js';
+import { constantScales, measuredScales, staticScales, staticScalesAsync } from '../../src/rewrite/scales.js';
 import { compareRuns, runModel, verifyRewrite, type OutputValues } from '../../src/rewrite/verify.js';
 import { hasShared, SHARED } from '../helpers/corpus.js';
 
@@ -90,6 +90,26 @@ describe.skipIf(!hasShared)('unit scaling keeps the function (validation models,
     expectLossless(decodeModelProto(readFileSync(file)), back.proto, targetNames(model.proto));
     // The input model object is not mutated.
     expect(toPlainObject('ModelProto', model.proto)).toEqual(toPlainObject('ModelProto', decodeModelProto(readFileSync(file))));
+  });
+
+  it('gpt2_tiny: the CLI’s staticScalesAsync (weight pass) gives the scales of staticScales', async () => {
+    const file = path.join(VALIDATION, 'gpt2_tiny.onnx');
+    const a = staticScales(loadModel(file));
+    const model = loadModel(file);
+    const b = await staticScalesAsync(model);
+    expect(b.note).toBeNull();
+    let n = 0;
+    for (const node of model.graph.nodes)
+      for (const v of [...node.inputs, ...node.outputs]) {
+        const x = a.source(v);
+        const y = b.source(v);
+        expect(y === null).toBe(x === null);
+        if (x && y) {
+          expect(y.rms).toBeCloseTo(x.rms, 9);
+          n++;
+        }
+      }
+    expect(n).toBeGreaterThan(100);
   });
 
   it('gpt2_tiny: every MatMul/Gemm operand enters at RMS ≈ 1 (measured in the rewritten model)', async () => {

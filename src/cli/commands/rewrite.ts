@@ -14,7 +14,7 @@ import { encodeModelProto } from '../../onnx/proto.js';
 import { saveModel } from '../../onnx/save.js';
 import { prepareInputs } from '../../measure/inputs.js';
 import { rewriteModel, resolveFormat, resolveOps, type Change, type RewriteOptions } from '../../rewrite/rewrite.js';
-import { constantScales, measuredScales, staticScales, type ScaleSource } from '../../rewrite/scales.js';
+import { constantScales, measuredScales, staticScalesAsync, type ScaleSource } from '../../rewrite/scales.js';
 import { verifyRewrite, type Comparison } from '../../rewrite/verify.js';
 import { makeTable } from '../table.js';
 import { formatBytes } from '../format-numbers.js';
@@ -139,7 +139,7 @@ export async function runRewriteCommand(modelPath: string, o: RewriteCliOptions)
     scales = m.source;
     label = o.inputs ? `measured on ${o.inputs}` : `measured on random inputs (seed ${seed ?? 0})`;
   } else {
-    const s = staticScales(model, format ? [format] : undefined);
+    const s = await staticScalesAsync(model, format ? [format] : undefined);
     scales = s.source;
     label = 'static analysis';
     if (s.note) notes.push(s.note);
