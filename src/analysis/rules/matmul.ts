@@ -161,35 +161,63 @@ interface EinsumSpec {
   output: string;
 }
 
-function parseEinsum(eq: string): EinsumSpec | null {
+/** Fresh labels for the dims "..." stands for: outside [A-Za-z], so they clash with no letter. */
+const ellipsisLabels = (n: number): string => Array.from({ length: n }, (_, k) => String.fromCharCode(0x100 + k)).join('');
+
+/**
+ * The equation with "..." expanded into fresh labels given the operands' ranks, so that the rest
+ * is plain Einsum (https://onnx.ai/onnx/operators/onnx__Einsum.html): every "..." stands for the
+ * same number of dims (one standing for none is accepted, as ONNX Runtime does), broadcast
+ * together; without "->" the output is the ellipsis dims, then the letters used once, sorted.
+ * A string says why the equation is not handled.
+ */
+function parseEinsum(eq: string, ranks: (number | null)[]): EinsumSpec | string {
   const clean = eq.replace(/\s+/g, '');
-  const [lhs, rhs] = clean.split('->');
-  if (lhs === undefined) return null;
-  const inputs = lhs.split(',');
-  if (inputs.some((s) => s.includes('.'))) return null; // ellipsis: not handled
-  let output = rhs;
+  const [lhs, rhs, extra] = clean.split('->');
+  if (lhs === undefined || extra !== undefined) return 'malformed equation';
+  const terms = lhs.split(',');
+  const letters = (s: string): string => s.replace('...', '');
+  if ([...terms, rhs ?? ''].some((s) => !/^[A-Za-z]*$/.test(letters(s)))) return 'malformed equation';
+  if (terms.length !== ranks.length) return 'operand count differs from the equation';
+  let ell = 0;
+  const ellRanks: number[] = [];
+  for (let i = 0; i < terms.length; i++) {
+    if (!terms[i]!.includes('...')) continue;
+    const r = ranks[i];
+    if (r === null || r === undefined) return 'ellipsis with an operand of unknown rank';
+    const n = r - letters(terms[i]!).length;
+    if (n < 0 || (n > 0 && ell > 0 && n !== ell)) return 'ellipsis ranks do not match';
+    ellRanks[i] = n;
+    if (n > 0) ell = n;
+  }
+  const labels = ellipsisLabels(ell);
+  const inputs = terms.map((s, i) => (s.includes('...') ? s.replace('...', labels.slice(ell - ellRanks[i]!)) : s));
+  let output = rhs?.replace('...', labels);
   if (output === undefined) {
-    // Implicit output: labels appearing once, sorted.
+    // Implicit output: the ellipsis dims, then the letters appearing once, sorted.
     const counts = new Map<string, number>();
-    for (const s of inputs) for (const ch of s) counts.set(ch, (counts.get(ch) ?? 0) + 1);
-    output = [...counts].filter(([, n]) => n === 1).map(([ch]) => ch).sort().join('');
+    for (const s of terms) for (const ch of letters(s)) counts.set(ch, (counts.get(ch) ?? 0) + 1);
+    const once = [...counts].filter(([, n]) => n === 1).map(([ch]) => ch).sort().join('');
+    output = (terms.some((s) => s.includes('...')) ? labels : '') + once;
   }
   return { inputs, output };
 }
 
+/** Each label's size (the non-1 one when an operand broadcasts); null when one is symbolic only. */
 function labelSizes(spec: EinsumSpec, shapes: (Dim[] | null)[]): Map<string, number> | null {
   const sizes = new Map<string, number>();
+  const symbolic = new Set<string>();
   for (let i = 0; i < spec.inputs.length; i++) {
     const s = shapes[i];
     if (!s || s.length !== spec.inputs[i]!.length) return null;
     for (let j = 0; j < s.length; j++) {
       const d = s[j];
       const ch = spec.inputs[i]![j]!;
-      if (typeof d === 'number' && d !== 1) sizes.set(ch, d);
-      else if (typeof d === 'number' && !sizes.has(ch)) sizes.set(ch, 1);
-      else if (typeof d !== 'number' && !sizes.has(ch)) return null;
+      if (typeof d !== 'number') symbolic.add(ch);
+      else if (d !== 1 || !sizes.has(ch)) sizes.set(ch, d);
     }
   }
+  for (const ch of symbolic) if ((sizes.get(ch) ?? 1) === 1) return null;
   return sizes;
 }
 
@@ -201,20 +229,26 @@ function summed(s: Scale, n: number): Scale {
 }
 
 function einsum(ctx: RuleContext): (Scale | null)[] {
-  const spec = parseEinsum(ctx.attrs.string('equation', '') ?? '');
+  const shapes = ctx.inputTypes.map((t) => t?.shape ?? null);
+  const spec = parseEinsum(ctx.attrs.string('equation', '') ?? '', shapes.map((s) => s?.length ?? null));
   const present = ctx.inputs.filter(Boolean) as Scale[];
-  if (!spec || present.length !== ctx.inputs.length || ctx.inputs.length > 2) {
-    return [makeScale(0, 1, gaussianOf(0, 1), 'unknown', { note: 'Einsum form not handled (ellipsis or more than two operands)' })];
+  if (typeof spec === 'string' || present.length !== ctx.inputs.length || ctx.inputs.length > 2) {
+    const why = typeof spec === 'string' ? spec : 'more than two operands';
+    return [makeScale(0, 1, gaussianOf(0, 1), 'unknown', { note: `Einsum form not handled (${why})` })];
   }
-  const sizes = labelSizes(spec, ctx.inputTypes.map((t) => t?.shape ?? null));
+  const sizes = labelSizes(spec, shapes);
   if (!sizes) return [makeScale(0, 1, gaussianOf(0, 1), 'unknown', { note: 'Einsum sizes unknown' })];
   const out = new Set(spec.output);
   const prod = (labels: string[]): number => labels.reduce((p, ch) => p * (sizes.get(ch) ?? 1), 1);
+  // An operand's labels, less those it broadcasts (size 1 against n): it is the same element
+  // along them, so a sum over such a label belongs to the other operand alone.
+  const labelsOf = (i: number): Set<string> =>
+    new Set([...spec.inputs[i]!].filter((ch, j) => !(shapes[i]![j] === 1 && sizes.get(ch)! > 1)));
   if (spec.inputs.length === 1) {
     const dropped = [...new Set(spec.inputs[0]!)].filter((ch) => !out.has(ch));
     return [summed(present[0]!, prod(dropped))];
   }
-  const [la, lb] = [new Set(spec.inputs[0]!), new Set(spec.inputs[1]!)];
+  const [la, lb] = [labelsOf(0), labelsOf(1)];
   const shared = [...la].filter((ch) => lb.has(ch) && !out.has(ch));
   const onlyA = [...la].filter((ch) => !lb.has(ch) && !out.has(ch));
   const onlyB = [...lb].filter((ch) => !la.has(ch) && !out.has(ch));

@@ -33,7 +33,8 @@ function parseTerm(ctx: ShapeContext, s: string): EinsumTerm {
 }
 
 /**
- * Letters name dims (all occurrences must agree); "..." stands for broadcast leading dims.
+ * Letters name dims (all occurrences must agree); "..." stands for the same number of dims in
+ * every term (or none), broadcast together.
  * Without "->" the output is the ellipsis dims then the letters used once, alphabetically.
  */
 function einsumShape(ctx: ShapeContext): Dim[] | null {
@@ -44,10 +45,17 @@ function einsumShape(ctx: ShapeContext): Dim[] | null {
   if (shapes.some((s) => s === null)) return null;
   const dims = new Map<string, Dim>();
   const ellipses: Dim[][] = [];
+  let ellFirst: { term: number; rank: number } | null = null;
   terms.forEach((term, i) => {
     const shape = shapes[i]!;
     const ellRank = shape.length - term.letters.length;
     if (ellRank < 0 || (ellRank > 0 && term.ellipsisAt < 0)) fail(ctx, `term ${i} has ${term.letters.length} letters for rank ${shape.length}`);
+    // Every "..." stands for the same number of dims (ONNX spec). One that stands for none is
+    // accepted beside others, as ONNX Runtime does: it broadcasts trivially.
+    if (ellRank > 0) {
+      if (ellFirst && ellFirst.rank !== ellRank) fail(ctx, `ellipsis of term ${i} stands for ${ellRank} dims, of term ${ellFirst.term} for ${ellFirst.rank}`);
+      ellFirst ??= { term: i, rank: ellRank };
+    }
     const before = term.ellipsisAt < 0 ? term.letters.length : term.ellipsisAt;
     term.letters.forEach((l, k) => {
       const d = shape[k < before ? k : k + ellRank]!;

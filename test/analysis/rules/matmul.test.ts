@@ -174,9 +174,78 @@ describe('Einsum (two operands)', () => {
     expect(Math.abs(pred.meanSquare - st.meanSquare)).toBeLessThanOrEqual(5 * st.seMeanSquare);
   });
 
-  it('reports ellipsis equations as unknown instead of guessing', () => {
-    const pred = fwd({ op: 'Einsum', attrs: { equation: '...ij,...jk->...ik' }, inputs: [{ scale: gaussianScale(0, 1), shape: [2, 3] }, { scale: gaussianScale(0, 1), shape: [3, 4] }] });
-    expect(pred.confidence).toBe('unknown');
+  describe("ellipsis ('...' expanded into fresh labels, ONNX Einsum spec)", () => {
+    const x = gaussianScale(0.3, 1.1);
+    const w = gaussianScale(-0.2, 0.6);
+    const einsum = (equation: string, sa: number[] | null, sb: number[] | null): Scale =>
+      fwd({ op: 'Einsum', attrs: { equation }, inputs: [{ scale: x, shape: sa }, { scale: w, shape: sb }] });
+    const matmul = (sa: number[], sb: number[]): Scale => fwd({ op: 'MatMul', inputs: [{ scale: x, shape: sa }, { scale: w, shape: sb }] });
+    const same = (p: Scale, q: Scale): void => {
+      expect(p.confidence).not.toBe('unknown');
+      expect(p.mean).toBeCloseTo(q.mean, 12);
+      expect(p.meanSquare).toBeCloseTo(q.meanSquare, 12);
+    };
+
+    it("'...ij,...jk->...ik' and its implicit form are MatMul", () => {
+      const m = matmul([2, 5, 3, 8], [2, 5, 8, 4]);
+      // E[y²] = K·E[a²]E[b²] + K(K−1)·E[a]²E[b]² with K = 8 (PRIMER §3)
+      expect(m.meanSquare).toBeCloseTo(8 * (0.09 + 1.21) * (0.04 + 0.36) + 56 * 0.09 * 0.04, 10);
+      same(einsum('...ij,...jk->...ik', [2, 5, 3, 8], [2, 5, 8, 4]), m);
+      same(einsum('...ij,...jk', [2, 5, 3, 8], [2, 5, 8, 4]), m);
+      same(einsum('i...j,...jk->i...k', [3, 2, 5, 8], [2, 5, 8, 4]), m); // "..." not leading
+    });
+
+    it('broadcasts the ellipsis dims, and accepts one standing for no dims', () => {
+      same(einsum('...ij,...jk->...ik', [1, 5, 3, 8], [2, 1, 8, 4]), matmul([1, 5, 3, 8], [2, 1, 8, 4]));
+      same(einsum('...ij,...jk', [3, 8], [6, 8, 4]), matmul([3, 8], [6, 8, 4]));
+    });
+
+    it('a broadcast operand is the same element along the dims it lacks (Monte-Carlo)', () => {
+      // "...j,...j->" with a [1, J], b [E, J]: y = Σ_j a_j·(Σ_e b_ej), not a sum of E·J independent products.
+      const E = 6;
+      const J = 5;
+      const n = 40000;
+      const a = gaussians(n * J, 0.6, 1, 21);
+      const b = gaussians(n * E * J, 0.5, 0.7, 22);
+      const y = new Float64Array(n);
+      for (let s = 0; s < n; s++)
+        for (let j = 0; j < J; j++) {
+          let sb = 0;
+          for (let e = 0; e < E; e++) sb += b[(s * E + e) * J + j]!;
+          y[s]! += a[s * J + j]! * sb;
+        }
+      const st = stats(y);
+      const pred = fwd({
+        op: 'Einsum',
+        attrs: { equation: '...j,...j->' },
+        inputs: [
+          { scale: gaussianScale(0.6, 1), shape: [1, J] },
+          { scale: gaussianScale(0.5, 0.7), shape: [E, J] },
+        ],
+      });
+      expect(Math.abs(pred.mean - st.mean)).toBeLessThanOrEqual(5 * st.seMean);
+      expect(Math.abs(pred.meanSquare - st.meanSquare)).toBeLessThanOrEqual(5 * st.seMeanSquare);
+    });
+
+    it('contracts ellipsis dims missing from the output (Monte-Carlo)', () => {
+      // "i...,i...->i": y = Σ_{e1,e2} a_e·b_e, K = 3·4 (the leading i is the sample).
+      const n = 30000;
+      const K = 12;
+      const a = gaussians(n * K, 0.3, 1.1, 23);
+      const b = gaussians(n * K, -0.2, 0.6, 24);
+      const y = new Float64Array(n);
+      for (let s = 0; s < n; s++) for (let k = 0; k < K; k++) y[s]! += a[s * K + k]! * b[s * K + k]!;
+      const st = stats(y);
+      const pred = einsum('i...,i...->i', [n, 3, 4], [n, 3, 4]);
+      expect(Math.abs(pred.mean - st.mean)).toBeLessThanOrEqual(5 * st.seMean);
+      expect(Math.abs(pred.meanSquare - st.meanSquare)).toBeLessThanOrEqual(5 * st.seMeanSquare);
+    });
+
+    it('is unknown, not a guess, for mismatched ellipsis ranks or an unknown rank', () => {
+      expect(einsum('...ij,...jk->...ik', [2, 5, 3, 8], [5, 8, 4]).confidence).toBe('unknown');
+      expect(einsum('...ij,...jk->...ik', [3, 8], null).confidence).toBe('unknown');
+      expect(einsum('...ijk,jk->i', [3, 8], [8, 4]).confidence).toBe('unknown'); // fewer dims than letters
+    });
   });
 });
 

@@ -11,7 +11,15 @@ describe('misc shapes', () => {
     expect(shapes('Einsum', [t([2, 3]), t([3, 4])], { equation: 'ij,jk->ik' })).toEqual([[2, 4]]);
     expect(shapes('Einsum', [t([2, 3]), t([3, 4])], { equation: 'ij,jk' })).toEqual([[2, 4]]);
     expect(shapes('Einsum', [t([5, 2, 3]), t([5, 3, 4])], { equation: 'bij, bjk -> bik' })).toEqual([[5, 2, 4]]);
-    expect(shapes('Einsum', [t([7, 5, 2, 3]), t([5, 3, 4])], { equation: '...ij,...jk->...ik' })).toEqual([[7, 5, 2, 4]]);
+    expect(shapes('Einsum', [t([7, 5, 2, 3]), t([1, 5, 3, 4])], { equation: '...ij,...jk->...ik' })).toEqual([[7, 5, 2, 4]]);
+    expect(shapes('Einsum', [t([7, 5, 2, 3]), t([1, 5, 3, 4])], { equation: '...ij,...jk' })).toEqual([[7, 5, 2, 4]]);
+    expect(shapes('Einsum', [t([2, 7, 3]), t([7, 3, 4])], { equation: 'i...j,...jk->k...i' })).toEqual([[4, 7, 2]]);
+    expect(shapes('Einsum', [t([7, 5, 2, 3]), t([7, 5, 3, 4])], { equation: '...ij,...jk->ik' })).toEqual([[2, 4]]);
+    expect(shapes('Einsum', [t([2, 3]), t([6, 3, 4])], { equation: '...ij,...jk' })).toEqual([[6, 2, 4]]); // "..." of no dims
+    // Every "..." stands for the same number of dims (ONNX spec): no numpy-style rank broadcasting.
+    expect(() => one('Einsum', [t([7, 5, 2, 3]), t([5, 3, 4])], { equation: '...ij,...jk->...ik' })).toThrow(/ellipsis/);
+    expect(() => one('Einsum', [t([7, 5, 2, 3]), t([6, 5, 3, 4])], { equation: '...ij,...jk->...ik' })).toThrow(/broadcast/);
+    expect(shapes('Einsum', [t([7, 5, 2, 3]), t(null)], { equation: '...ij,...jk->...ik' })).toEqual([null]);
     expect(shapes('Einsum', [t([3, 3])], { equation: 'ii->i' })).toEqual([[3]]);
     expect(shapes('Einsum', [t([3, 4])], { equation: 'ij->' })).toEqual([[]]);
     expect(() => one('Einsum', [t([2, 3]), t([4, 5])], { equation: 'ij,jk->ik' })).toThrow(/letter 'j'/);
