@@ -16,6 +16,7 @@ import { loadModel, modelFromBytes } from '../../src/onnx/load.js';
 import { encodeModelProto } from '../../src/onnx/proto.js';
 import type { Report } from '../../src/report/types.js';
 import { plantedOverflowModel, plantedUnderflowModel } from '../../scripts/make-planted-fixtures.js';
+import { Sink } from '../helpers/sink.js';
 
 const PLANTED = fileURLToPath(new URL('../../fixtures/planted/', import.meta.url));
 const OVERFLOW = path.join(PLANTED, 'overflow-e4m3.onnx');
@@ -23,13 +24,6 @@ const UNDERFLOW = path.join(PLANTED, 'underflow-fp16.onnx');
 
 const analyze = (file: string, formats: string[]): Report => analyzeModel(loadModel(file), { formats: formats.map((f) => parseFormat(f)) });
 
-class Sink {
-  text = '';
-  write(s: string) {
-    this.text += s;
-    return true;
-  }
-}
 
 let dir: string;
 beforeAll(() => {

@@ -8,6 +8,7 @@ import { annotationLine, annotationLines, escapeData, escapeProperty } from '../
 import type { Violation } from '../../src/gate/evaluate.js';
 import { ExitCode, UnitscaleError, UsageError } from '../../src/errors.js';
 import type { FormatRisk, Report, TensorReport } from '../../src/report/types.js';
+import { Sink } from '../helpers/sink.js';
 
 const risk = (overflow = 0, underflow = 0, sqnrDb: number | null = 31): FormatRisk => ({ overflow, underflow, subnormal: 0, sqnrDb });
 function tensor(name: string, r: Record<string, FormatRisk>, extra: Partial<TensorReport> = {}): TensorReport {
@@ -25,13 +26,6 @@ function report(tensors: TensorReport[]): Report {
 }
 const planted = report([tensor('hot', { e4m3: risk(0.2) }), tensor('small', { e4m3: risk(0, 0.002) }), tensor('ok', { e4m3: risk() })]);
 
-class Sink {
-  text = '';
-  write(s: string) {
-    this.text += s;
-    return true;
-  }
-}
 
 let dir: string;
 let model: string;

@@ -19,14 +19,8 @@ import { loadModel } from '../../src/onnx/load.js';
 import { encodeModelProto } from '../../src/onnx/proto.js';
 import type { Report } from '../../src/report/types.js';
 import { plantedIfOverflow } from '../helpers/planted-if.js';
+import { Sink } from '../helpers/sink.js';
 
-class Sink {
-  text = '';
-  write(s: string) {
-    this.text += s;
-    return true;
-  }
-}
 
 let dir: string;
 const files: Record<string, string> = {};
